@@ -1,0 +1,180 @@
+//! App tokens: HS256 JWTs, one per app, keyed by the configured key ring. The first key signs;
+//! every key verifies, so a new first key logs nobody out and a removed key is recognised.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::config::SigningKey;
+
+/// The claims of an app token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppClaims {
+    pub sub: String,
+    pub sid: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("not a token this gateway issued (malformed, bad signature or wrong algorithm)")]
+    Invalid,
+    #[error("issued for another app")]
+    WrongAudience,
+    #[error("signed by a key that is no longer configured")]
+    KeyRemoved,
+}
+
+pub struct KeyRing {
+    signing_id: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    /// Keys for the hub-login cookie, derived from each signing key in the same order.
+    hub_cookie_keys: Vec<cookie::Key>,
+}
+
+/// 32 random bytes: a fresh key (`hubgate gen-key`, or when no key is configured).
+pub fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    secret
+}
+
+impl KeyRing {
+    /// `keys` is never empty: the config makes a random key when none is configured.
+    pub fn new(keys: &[SigningKey]) -> Self {
+        let first = &keys[0];
+        KeyRing {
+            signing_id: first.id.clone(),
+            signing: EncodingKey::from_secret(&first.secret),
+            verifying: keys
+                .iter()
+                .map(|k| (k.id.clone(), DecodingKey::from_secret(&k.secret)))
+                .collect(),
+            // HKDF from each signing key: rotating [[tokens.keys]] rotates these too.
+            hub_cookie_keys: keys
+                .iter()
+                .map(|k| cookie::Key::derive_from(&k.secret))
+                .collect(),
+        }
+    }
+
+    pub fn sign(&self, claims: &AppClaims) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_id.clone());
+        // Serialising plain strings and numbers and HMAC-signing them cannot fail.
+        jsonwebtoken::encode(&header, claims, &self.signing).unwrap_or_default()
+    }
+
+    /// Checks the signature (by `kid`) and that the token was issued for `app`. Expiry is left to
+    /// the caller: an expired token of a live session is renewed, not refused.
+    pub fn verify(&self, token: &str, app: &str) -> Result<AppClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(TokenError::Invalid);
+        }
+        let kid = header.kid.ok_or(TokenError::Invalid)?;
+        let key = self.verifying.get(&kid).ok_or(TokenError::KeyRemoved)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        validation.set_audience(&[app]);
+        validation.set_required_spec_claims(&["sub", "aud", "exp"]);
+        match jsonwebtoken::decode::<AppClaims>(token, key, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidAudience) => {
+                Err(TokenError::WrongAudience)
+            }
+            Err(_) => Err(TokenError::Invalid),
+        }
+    }
+
+    pub fn hub_cookie_keys(&self) -> &[cookie::Key] {
+        &self.hub_cookie_keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn key(id: &str, byte: u8) -> SigningKey {
+        SigningKey {
+            id: id.into(),
+            secret: vec![byte; 32],
+        }
+    }
+
+    fn claims(aud: &str) -> AppClaims {
+        AppClaims {
+            sub: "alice".into(),
+            sid: "s".repeat(43),
+            aud: aud.into(),
+            iat: 1_000,
+            exp: 2_000,
+            groups: vec!["ops".into()],
+        }
+    }
+
+    #[test]
+    fn a_token_verifies_for_its_own_app_only() {
+        let ring = KeyRing::new(&[key("k1", 1)]);
+        let token = ring.sign(&claims("grafana"));
+        assert_eq!(ring.verify(&token, "grafana"), Ok(claims("grafana")));
+        assert_eq!(
+            ring.verify(&token, "notebook"),
+            Err(TokenError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_until_their_key_is_removed() {
+        let old = KeyRing::new(&[key("k1", 1)]).sign(&claims("a"));
+        let rotated = KeyRing::new(&[key("k2", 2), key("k1", 1)]);
+        assert!(rotated.verify(&old, "a").is_ok());
+        let fresh = rotated.sign(&claims("a"));
+        assert!(fresh.len() > 20);
+        let removed = KeyRing::new(&[key("k2", 2)]);
+        assert_eq!(removed.verify(&old, "a"), Err(TokenError::KeyRemoved));
+        assert!(removed.verify(&fresh, "a").is_ok());
+    }
+
+    #[test]
+    fn forged_and_mangled_tokens_are_invalid() {
+        let ring = KeyRing::new(&[key("k1", 1)]);
+        let token = ring.sign(&claims("a"));
+        let other_secret = KeyRing::new(&[key("k1", 9)]).sign(&claims("a"));
+        assert_eq!(ring.verify(&other_secret, "a"), Err(TokenError::Invalid));
+        assert_eq!(
+            ring.verify(&token[..token.len() - 3], "a"),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            ring.verify(&format!("{token}xx"), "a"),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(ring.verify("", "a"), Err(TokenError::Invalid));
+        assert_eq!(ring.verify("a.b.c", "a"), Err(TokenError::Invalid));
+        // alg "none" with the same claims and no signature.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+        let body = b64.encode(serde_json::to_vec(&claims("a")).unwrap());
+        assert_eq!(
+            ring.verify(&format!("{header}.{body}."), "a"),
+            Err(TokenError::Invalid)
+        );
+        let hs512 = b64.encode(r#"{"alg":"HS512","typ":"JWT","kid":"k1"}"#);
+        assert_eq!(
+            ring.verify(&format!("{hs512}.{body}.AAAA"), "a"),
+            Err(TokenError::Invalid)
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! The decision for every app request, as DESIGN.md's flow reads: app token + session-id cookie →
+//! cache hit (no store work) or full verification (signature, audience, session id match, session
+//! alive in the store) → admit, perhaps with a renewed token, or refuse with a reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+
+use super::cache::{grant_key, CacheLookup, Grant, GrantKey, LiveSession, VerifyCache};
+use super::tokens::{AppClaims, KeyRing, TokenError};
+use super::Identity;
+use crate::config::{Config, OnStoreError};
+use crate::metrics::Metrics;
+use crate::session::{EndReason, Noticed, SessionId, Sessions};
+use crate::time::Timestamp;
+
+/// A token whose `iat` is this far in the future was not issued by a gateway with a sane clock.
+const MAX_CLOCK_SKEW_SECS: u64 = 60;
+
+/// What the verifier needs to know about one app request.
+#[derive(Debug, Clone, Copy)]
+pub struct AppRequest<'a> {
+    pub app: &'a str,
+    pub token: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    /// Path only, for log lines (a query string may carry secrets).
+    pub path: &'a str,
+    /// Health checks and polling: admitted, but neither renew tokens nor count as activity.
+    pub activity_exempt: bool,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    Admit(Admission),
+    Refuse(Refusal),
+}
+
+#[derive(Debug)]
+pub struct Admission {
+    pub identity: Arc<Identity>,
+    pub renewed: Option<RenewedToken>,
+}
+
+/// A fresh app token to hand to the browser with this response.
+#[derive(Debug)]
+pub struct RenewedToken {
+    pub token: String,
+    /// `Some` for remember-me sessions (the cookie outlives the browser), else a session cookie.
+    pub cookie_max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Unauthenticated(Reason),
+    /// The store could not be asked and the cache could not vouch for the request.
+    StoreUnavailable,
+}
+
+/// Why a request is not authenticated: the `reason` of the 401 JSON answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    NoToken,
+    InvalidToken,
+    KeyRemoved,
+    SessionMismatch,
+    SessionRevoked,
+    IdleTimeout,
+    SessionExpired,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoToken => "no_token",
+            Reason::InvalidToken => "invalid_token",
+            Reason::KeyRemoved => "key_removed",
+            Reason::SessionMismatch => "session_mismatch",
+            Reason::SessionRevoked => "session_revoked",
+            Reason::IdleTimeout => "idle_timeout",
+            Reason::SessionExpired => "session_expired",
+        }
+    }
+
+    fn from_end(reason: Option<EndReason>) -> Self {
+        match reason {
+            Some(EndReason::IdleTimeout) => Reason::IdleTimeout,
+            Some(EndReason::Expired) => Reason::SessionExpired,
+            Some(EndReason::KeyRemoved) => Reason::KeyRemoved,
+            Some(EndReason::Logout | EndReason::LogoutAll | EndReason::Revoked) | None => {
+                Reason::SessionRevoked
+            }
+        }
+    }
+}
+
+fn refuse(reason: Reason) -> Verdict {
+    Verdict::Refuse(Refusal::Unauthenticated(reason))
+}
+
+/// Token lifetime policy, from `[tokens]`.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenPolicy {
+    pub ttl: Duration,
+    pub renew_threshold: f64,
+    pub renew_min_interval: Duration,
+}
+
+impl TokenPolicy {
+    /// A new token's expiry: `ttl` from now, never past the session's end.
+    pub fn expiry(&self, now: Timestamp, session_expires_at: Timestamp) -> Timestamp {
+        now.plus(self.ttl).min(session_expires_at)
+    }
+
+    fn wants_renewal(&self, token_expires_at: Timestamp, now: Timestamp) -> bool {
+        now.until(token_expires_at).as_secs_f64() < self.renew_threshold * self.ttl.as_secs_f64()
+    }
+}
+
+pub struct Verifier {
+    keys: Arc<KeyRing>,
+    cache: Arc<VerifyCache>,
+    sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
+    policy: TokenPolicy,
+    on_store_error: OnStoreError,
+    activity_write_interval: Duration,
+}
+
+impl Verifier {
+    pub fn new(
+        config: &Config,
+        keys: Arc<KeyRing>,
+        cache: Arc<VerifyCache>,
+        sessions: Arc<Sessions>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Verifier {
+            keys,
+            cache,
+            sessions,
+            metrics,
+            policy: TokenPolicy {
+                ttl: config.tokens.ttl,
+                renew_threshold: config.tokens.renew_threshold,
+                renew_min_interval: config.tokens.renew_min_interval,
+            },
+            on_store_error: config.session.on_store_error,
+            activity_write_interval: config.session.activity_write_interval(),
+        }
+    }
+
+    pub async fn verify(&self, req: &AppRequest<'_>, now: Timestamp) -> Verdict {
+        let Some(token) = req.token else {
+            return refuse(Reason::NoToken);
+        };
+        let key = req.session_id.map(|sid| grant_key(token, sid));
+        let mut stale_grant = None;
+        if let Some(key) = &key {
+            match self.cache.lookup(key) {
+                // Only for the app the token was issued to, and only while the session's idle and
+                // absolute limits hold as far as this instance knows.
+                CacheLookup::Hit(grant) if grant.app == req.app => {
+                    self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+                    if !grant
+                        .session
+                        .limit_reached(self.sessions.idle_timeout(), now)
+                    {
+                        return self.admit(&grant, req, now);
+                    }
+                    stale_grant = Some(grant);
+                }
+                CacheLookup::Ended(reason) => {
+                    self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+                    return refuse(Reason::from_end(Some(reason)));
+                }
+                _ => self
+                    .metrics
+                    .cache_lookups
+                    .with_label_values(&["miss"])
+                    .inc(),
+            }
+        }
+        self.verify_with_store(token, key, req, now, stale_grant)
+            .await
+    }
+
+    async fn verify_with_store(
+        &self,
+        token: &str,
+        key: Option<GrantKey>,
+        req: &AppRequest<'_>,
+        now: Timestamp,
+        stale_grant: Option<Arc<Grant>>,
+    ) -> Verdict {
+        let claims = match self.keys.verify(token, req.app) {
+            Ok(claims) => claims,
+            Err(TokenError::KeyRemoved) => {
+                self.end_session_of_removed_key(token, req, now).await;
+                return refuse(Reason::KeyRemoved);
+            }
+            Err(TokenError::Invalid | TokenError::WrongAudience) => {
+                return refuse(Reason::InvalidToken)
+            }
+        };
+        if claims.iat > now.as_secs() + MAX_CLOCK_SKEW_SECS {
+            return refuse(Reason::InvalidToken);
+        }
+        let (Some(key), Some(id)) = (
+            key,
+            req.session_id
+                .filter(|s| *s == claims.sid)
+                .and_then(SessionId::parse),
+        ) else {
+            return refuse(Reason::SessionMismatch);
+        };
+        let recent = self.cache.last_seen(&id).unwrap_or_default();
+        let noticed = Noticed {
+            app: Some(req.app),
+            path: Some(req.path),
+        };
+        let session = match self.sessions.live(&id, recent, now, noticed).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(reason)) => return refuse(Reason::from_end(reason)),
+            Err(_) => {
+                return match (self.on_store_error, stale_grant) {
+                    (OnStoreError::AllowCached, Some(grant)) => self.admit(&grant, req, now),
+                    _ => Verdict::Refuse(Refusal::StoreUnavailable),
+                }
+            }
+        };
+        if session.user != claims.sub {
+            return refuse(Reason::InvalidToken);
+        }
+        let grant = Arc::new(Grant {
+            app: req.app.to_string(),
+            token_expires_at: Timestamp::from_secs(claims.exp),
+            session: self.cache.live_session(&session),
+        });
+        self.cache.insert(key, grant.clone());
+        self.admit(&grant, req, now)
+    }
+
+    fn admit(&self, grant: &Grant, req: &AppRequest<'_>, now: Timestamp) -> Verdict {
+        let live = &grant.session;
+        let mut renewed = None;
+        if !req.activity_exempt {
+            if live.record_activity(now, self.activity_write_interval) {
+                self.write_activity(live.id.clone(), now);
+            }
+            // An expired token of a live session is re-issued on this very request: the user (and
+            // an in-flight XHR or POST) is never bounced. Otherwise renew past the threshold, at
+            // most once per `renew_min_interval`.
+            let expired = now >= grant.token_expires_at;
+            if (expired || self.policy.wants_renewal(grant.token_expires_at, now))
+                && live.claim_renewal(req.app, now, self.policy.renew_min_interval, expired)
+            {
+                renewed = Some(self.renew(live, req.app, now));
+            }
+        }
+        Verdict::Admit(Admission {
+            identity: live.identity.clone(),
+            renewed,
+        })
+    }
+
+    fn renew(&self, live: &Arc<LiveSession>, app: &str, now: Timestamp) -> RenewedToken {
+        let expires_at = self.policy.expiry(now, live.expires_at);
+        let token = self.keys.sign(&AppClaims::new(
+            &live.identity,
+            &live.id,
+            app,
+            now,
+            expires_at,
+        ));
+        // Cache the new token right away: the next request with it costs no store round trip.
+        self.cache.insert(
+            grant_key(&token, live.id.as_str()),
+            Arc::new(Grant {
+                app: app.to_string(),
+                token_expires_at: Timestamp::from_secs(expires_at.as_secs()),
+                session: live.clone(),
+            }),
+        );
+        self.metrics.token_renewals.with_label_values(&[app]).inc();
+        let sessions = self.sessions.clone();
+        let (id, app) = (live.id.clone(), app.to_string());
+        tokio::spawn(async move {
+            let _ = sessions.store().record_token(&id, &app, expires_at).await;
+        });
+        RenewedToken {
+            token,
+            cookie_max_age: live.remember_me.then(|| now.until(live.expires_at)),
+        }
+    }
+
+    fn write_activity(&self, id: SessionId, now: Timestamp) {
+        let sessions = self.sessions.clone();
+        tokio::spawn(async move {
+            let _ = sessions.store().touch(&id, now).await;
+        });
+    }
+
+    /// A token signed by a key that was removed from the config: its session cannot be trusted
+    /// any more (its hub-login cookie was sealed with the same key), so it ends with `key_removed`.
+    async fn end_session_of_removed_key(&self, token: &str, req: &AppRequest<'_>, now: Timestamp) {
+        let Some(id) = unverified_session_id(token) else {
+            return;
+        };
+        if req.session_id != Some(id.as_str()) {
+            return;
+        }
+        let noticed = Noticed {
+            app: Some(req.app),
+            path: Some(req.path),
+        };
+        let _ = self
+            .sessions
+            .end(&id, EndReason::KeyRemoved, now, noticed)
+            .await;
+    }
+}
+
+/// The `sid` claim of a token whose signature cannot be checked. Only ever compared with the
+/// session-id cookie of the same request.
+fn unverified_session_id(token: &str) -> Option<SessionId> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    SessionId::parse(value.get("sid")?.as_str()?)
+}
+
+impl AppClaims {
+    pub fn new(
+        identity: &Identity,
+        id: &SessionId,
+        app: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Self {
+        AppClaims {
+            sub: identity.user.clone(),
+            sid: id.as_str().to_string(),
+            aud: app.to_string(),
+            iat: now.as_secs(),
+            exp: expires_at.as_secs(),
+            groups: identity.groups.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_threshold_is_a_fraction_of_the_ttl() {
+        let policy = TokenPolicy {
+            ttl: Duration::from_secs(100),
+            renew_threshold: 0.5,
+            renew_min_interval: Duration::from_secs(10),
+        };
+        let exp = Timestamp(200_000);
+        assert!(!policy.wants_renewal(exp, Timestamp(149_000)));
+        assert!(policy.wants_renewal(exp, Timestamp(151_000)));
+        assert!(policy.wants_renewal(exp, Timestamp(300_000)));
+        assert_eq!(
+            policy.expiry(Timestamp(0), Timestamp(50_000)),
+            Timestamp(50_000)
+        );
+        assert_eq!(
+            policy.expiry(Timestamp(0), Timestamp(500_000)),
+            Timestamp(100_000)
+        );
+    }
+
+    #[test]
+    fn reads_the_sid_of_an_unverifiable_token() {
+        let id = SessionId::generate();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!(
+            "{}.{}.sig",
+            b64.encode("{}"),
+            b64.encode(format!("{{\"sid\":\"{}\"}}", id.as_str()))
+        );
+        assert_eq!(unverified_session_id(&token), Some(id));
+        assert_eq!(unverified_session_id("garbage"), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! The validated configuration model the rest of the program uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Users;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub hub: HubConfig,
+    pub session: SessionConfig,
+    pub tokens: TokenConfig,
+    pub cookies: CookieConfig,
+    pub apps: Vec<AppConfig>,
+    pub users: Users,
+    /// Things that work but deserve the operator's attention (printed by `hubgate check` and at start).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub public_url: PublicUrl,
+    pub threads: usize,
+    pub shutdown_grace: Duration,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub https: bool,
+    /// `scheme://host[:port]`, no trailing slash: compared with a browser's `Origin` header.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Path prefix of the hub routes, without a trailing slash (`/hub`).
+    pub prefix: String,
+    pub users_file: PathBuf,
+    pub admin_token_env: String,
+    /// The admin API's bearer token, read from `admin_token_env`; `None` turns the admin API off.
+    pub admin_token: Option<String>,
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
+    pub login_lockout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    Deny,
+    AllowCached,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub store: StoreKind,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub lifetime: Duration,
+    pub remember_me_lifetime: Duration,
+    /// `None` when `idle_timeout = "0s"`: sessions then end only at their absolute lifetime.
+    pub idle_timeout: Option<Duration>,
+    pub cache_ttl: Duration,
+    pub cache_capacity: u64,
+    pub activity_exempt_paths: Vec<String>,
+    pub on_store_error: OnStoreError,
+}
+
+impl SessionConfig {
+    /// How often one instance writes a busy session's last-seen time to the store: a tenth of the
+    /// idle timeout, at most a minute, so idle detection stays accurate to ~10% without a store
+    /// write per request.
+    pub fn activity_write_interval(&self) -> Duration {
+        match self.idle_timeout {
+            Some(idle) => (idle / 10).min(Duration::from_secs(60)),
+            None => Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SigningKey {
+    pub id: String,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    // Secrets never reach a log line, not even through a debug print of the config.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SigningKey {{ id: {:?}, secret: <{} bytes> }}",
+            self.id,
+            self.secret.len()
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub ttl: Duration,
+    pub renew_threshold: f64,
+    pub renew_min_interval: Duration,
+    pub expose_new_token_header: bool,
+    /// The first key signs; every key verifies.
+    pub keys: Vec<SigningKey>,
+    /// True when no key was configured and a random one was made at start.
+    pub keys_generated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    pub prefix: String,
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaders {
+    pub user: Option<String>,
+    pub groups: Option<String>,
+    pub email: Option<String>,
+}
+
+impl IdentityHeaders {
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        [&self.user, &self.groups, &self.email]
+            .into_iter()
+            .filter_map(|h| h.as_deref())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub name: String,
+    /// Path prefix without a trailing slash (`/apps/grafana`).
+    pub prefix: String,
+    pub upstreams: Vec<String>,
+    pub strip_prefix: bool,
+    pub allowed_users: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub public_paths: Vec<String>,
+    pub activity_exempt_paths: Vec<String>,
+    pub websocket: bool,
+    pub identity_headers: IdentityHeaders,
+}
+
+impl AppConfig {
+    /// Whether a request path belongs to this app: the prefix itself or anything below it.
+    pub fn owns_path(&self, path: &str) -> bool {
+        path_is_under(path, &self.prefix)
+    }
+
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+    }
+
+    pub fn allows(&self, user: &str, groups: &[String]) -> bool {
+        if self.allowed_users.is_empty() && self.allowed_groups.is_empty() {
+            return true;
+        }
+        self.allowed_users.iter().any(|u| u == user)
+            || groups.iter().any(|g| self.allowed_groups.contains(g))
+    }
+}
+
+/// `path` equals `prefix` or lies below it (`/apps/a/x` is under `/apps/a`, `/apps/ab` is not).
+pub fn path_is_under(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+impl Config {
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}

@@ -1,0 +1,158 @@
+//! Authorize (mint an app cookie for a signed-in user) and sign-out (end the session everywhere
+//! and clear every cookie the gateway set).
+
+use super::pages;
+use super::{encode_component, Hub, HubRequest, Reply};
+use crate::auth::next;
+use crate::auth::tokens::AppClaims;
+use crate::auth::Identity;
+use crate::session::{EndReason, Noticed};
+use crate::time::Timestamp;
+
+impl Hub {
+    pub(super) async fn authorize(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        let app_name = req.query_param("app").unwrap_or_default();
+        let Some(app) = self.config.app(&app_name) else {
+            return self.page(
+                404,
+                "Unknown app",
+                &pages::message(
+                    "Unknown app",
+                    "There is no app by that name.",
+                    Some((&self.url("/"), "Go to the hub")),
+                ),
+                false,
+            );
+        };
+        let next = next::sanitize(
+            &req.query_param("next")
+                .unwrap_or_else(|| format!("{}/", app.prefix)),
+        );
+        let session = match self.signed_in(req, now).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(ended)) => {
+                let here = format!(
+                    "{}?app={}&next={}",
+                    self.url("/authorize"),
+                    encode_component(&app.name),
+                    encode_component(&next)
+                );
+                return self.login_redirect(&here, ended);
+            }
+            Err(_) => return self.store_unavailable(),
+        };
+        if !app.allows(&session.user, &session.groups) {
+            tracing::info!(event = "forbidden", user = %session.user, app = %app.name, "user may not use this app");
+            let text = format!("You are signed in as {}, but your account may not use {}. Ask an administrator for access.", session.user, app.name);
+            return self.page(
+                403,
+                "No access",
+                &pages::message(
+                    "No access to this app",
+                    &text,
+                    Some((&self.url("/"), "See the apps you can use")),
+                ),
+                false,
+            );
+        }
+        let identity = Identity::shared(&session.user, &session.groups, &session.email);
+        let expires_at = self.policy.expiry(now, session.expires_at);
+        let token = self.keys.sign(&AppClaims::new(
+            &identity,
+            &session.id,
+            &app.name,
+            now,
+            expires_at,
+        ));
+        let store = self.sessions.store();
+        // Opening an app is activity; and the session page lists each app's token.
+        if store.touch(&session.id, now).await.is_err()
+            || store
+                .record_token(&session.id, &app.name, expires_at)
+                .await
+                .is_err()
+        {
+            return self.store_unavailable();
+        }
+        let max_age = session.remember_me.then(|| now.until(session.expires_at));
+        let names = &self.cookies.names;
+        Reply::redirect(302, &next).with_cookies([
+            self.cookies.set(
+                &names.app(&app.name),
+                &token,
+                &format!("{}/", app.prefix),
+                max_age,
+            ),
+            // Re-sent so the app token's `sid` always has its partner, even if the browser lost it.
+            self.cookies
+                .set(&names.session_id, session.id.as_str(), "/", max_age),
+        ])
+    }
+
+    pub(super) async fn logout(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        if req.method == http::Method::POST && self.check_same_origin(req).is_err() {
+            return self.page(
+                403,
+                "Refused",
+                &pages::message(
+                    "Sign-out refused",
+                    "This sign-out did not come from this site.",
+                    None,
+                ),
+                false,
+            );
+        }
+        let all = req
+            .query_param("all")
+            .is_some_and(|v| v == "1" || v == "true");
+        // The hub-login cookie names the session at the hub; at the root alias `/logout` only the
+        // session-id cookie (path `/`) arrives, and that is its whole job.
+        let id = req
+            .cookie(&self.cookies.names.hub_login)
+            .and_then(|v| {
+                crate::auth::hub_login::open(&self.keys, &self.cookies.names.hub_login, v)
+            })
+            .or_else(|| self.session_id_cookie(req));
+        if let Some(id) = id {
+            let noticed = Noticed {
+                app: None,
+                path: Some("/logout"),
+            };
+            let result = if all {
+                match self.sessions.store().lookup(&id).await {
+                    Ok(crate::session::Lookup::Live(session)) => self
+                        .sessions
+                        .end_user(&session.user, EndReason::LogoutAll, now)
+                        .await
+                        .map(|n| n > 0),
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.sessions
+                    .end(&id, EndReason::Logout, now, noticed)
+                    .await
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "sign-out could not reach the session store; cookies cleared, session left to expire");
+            }
+        }
+        Reply::redirect(302, &format!("{}?reason=logged_out", self.url("/login")))
+            .with_cookies(self.clear_all_cookies())
+    }
+
+    /// A clearing `Set-Cookie` for every cookie the gateway may have set, each at its own path.
+    fn clear_all_cookies(&self) -> Vec<String> {
+        let names = &self.cookies.names;
+        let mut cleared = vec![
+            self.cookies
+                .clear(&names.hub_login, &self.hub_cookie_path()),
+            self.cookies.clear(&names.session_id, "/"),
+        ];
+        cleared.extend(self.config.apps.iter().map(|app| {
+            self.cookies
+                .clear(&names.app(&app.name), &format!("{}/", app.prefix))
+        }));
+        cleared
+    }
+}

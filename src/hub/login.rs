@@ -1,0 +1,218 @@
+//! Sign-in: the form (GET) and its submission (POST), with the anti-CSRF token, the same-origin
+//! check, brute-force lockout and session creation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use super::pages::{self, Banner, LoginForm};
+use super::{Hub, HubRequest, Reply};
+use crate::auth::hub_login;
+use crate::auth::next;
+use crate::auth::password;
+use crate::session::{Session, SessionId};
+use crate::time::Timestamp;
+
+/// The anti-CSRF cookie lives long enough to fill in a form, no longer.
+const CSRF_COOKIE_AGE: Duration = Duration::from_secs(3600);
+
+/// The sign-in POST's fields.
+#[derive(Default)]
+struct LoginSubmission {
+    username: String,
+    password: String,
+    remember_me: bool,
+    next: String,
+    csrf: String,
+}
+
+impl LoginSubmission {
+    fn parse(body: &[u8]) -> Self {
+        let mut s = LoginSubmission::default();
+        for (key, value) in form_urlencoded::parse(body) {
+            match key.as_ref() {
+                "username" => s.username = value.trim().to_string(),
+                "password" => s.password = value.into_owned(),
+                "remember_me" => s.remember_me = !value.is_empty(),
+                "next" => s.next = value.into_owned(),
+                "csrf" => s.csrf = value.into_owned(),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+fn new_csrf_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Hub {
+    pub(super) async fn login_form(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        let next = next::sanitize(&req.query_param("next").unwrap_or_else(|| "/".into()));
+        let reason = req.query_param("reason");
+        if reason.is_none() {
+            if let Ok(Ok(_)) = self.signed_in(req, now).await {
+                return Reply::redirect(302, &next);
+            }
+        }
+        let banner = reason.as_deref().and_then(|r| self.reason_banner(r));
+        self.render_login(req, 200, &next, "", banner)
+    }
+
+    /// The form, bound to an anti-CSRF cookie (reused while the browser still has a valid one).
+    fn render_login(
+        &self,
+        req: &HubRequest<'_>,
+        status: u16,
+        next: &str,
+        username: &str,
+        banner: Option<Banner>,
+    ) -> Reply {
+        let existing = req.cookie(&self.cookies.names.csrf).filter(|t| {
+            t.len() == 32
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        let token = existing.map(str::to_string).unwrap_or_else(new_csrf_token);
+        let action = self.url("/login");
+        let form = pages::login_form(&LoginForm {
+            action: &action,
+            next,
+            csrf_token: &token,
+            username,
+            banner,
+        });
+        let csrf_cookie = self.cookies.set(
+            &self.cookies.names.csrf,
+            &token,
+            &self.hub_cookie_path(),
+            Some(CSRF_COOKIE_AGE),
+        );
+        self.page(status, "Sign in", &form, false)
+            .with_cookies([csrf_cookie])
+    }
+
+    pub(super) async fn login_submit(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        let form = LoginSubmission::parse(&req.body);
+        let next = next::sanitize(&form.next);
+        if let Err(why) = self.check_same_origin(req) {
+            tracing::warn!(client = %req.client_ip, why, "sign-in refused: cross-site request");
+            return self.page(
+                403,
+                "Refused",
+                &pages::message(
+                    "Sign-in refused",
+                    "This sign-in did not come from the gateway's own page.",
+                    Some((&self.url("/login"), "Open the sign-in page")),
+                ),
+                false,
+            );
+        }
+        let expected = req.cookie(&self.cookies.names.csrf).unwrap_or_default();
+        if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+            return self.render_login(
+                req,
+                403,
+                &next,
+                &form.username,
+                Some(Banner::error("The sign-in form expired. Please try again.")),
+            );
+        }
+        let user_key = format!("user:{}", form.username);
+        let ip_key = format!("ip:{}", req.client_ip);
+        if let Some(wait) = self.lockout.locked_for(&[&user_key, &ip_key], now) {
+            self.metrics.logins.with_label_values(&["locked_out"]).inc();
+            let seconds = wait.as_secs().max(1);
+            let text = format!(
+                "Too many failed sign-ins. Try again in {}.",
+                pages::duration_words(Duration::from_secs(seconds))
+            );
+            return self
+                .render_login(req, 429, &next, &form.username, Some(Banner::error(text)))
+                .with_header("Retry-After", seconds.to_string());
+        }
+        let user = self.config.users.get(&form.username).cloned();
+        let verified = password::verify_off_thread(
+            user.as_ref().map(|u| u.password_hash.clone()),
+            form.password,
+        )
+        .await;
+        let Some(user) = user.filter(|_| verified) else {
+            self.metrics.logins.with_label_values(&["failure"]).inc();
+            self.lockout.record_failure(&[&user_key, &ip_key], now);
+            tracing::info!(event = "login_failed", user = %form.username, client = %req.client_ip, "sign-in failed");
+            return self.render_login(
+                req,
+                401,
+                &next,
+                &form.username,
+                Some(Banner::error("Wrong user name or password.")),
+            );
+        };
+        self.lockout.record_success(&user_key);
+
+        let lifetime = if form.remember_me {
+            self.config.session.remember_me_lifetime
+        } else {
+            self.config.session.lifetime
+        };
+        // A new session id at every sign-in: an id planted in the browser beforehand is never adopted.
+        let session = Session {
+            id: SessionId::generate(),
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            email: user.email.clone(),
+            created_at: now,
+            expires_at: now.plus(lifetime),
+            last_seen: now,
+            remember_me: form.remember_me,
+            app_tokens: BTreeMap::new(),
+        };
+        if self.sessions.store().create(&session).await.is_err() {
+            return self.store_unavailable();
+        }
+        self.metrics.logins.with_label_values(&["success"]).inc();
+        tracing::info!(event = "login", user = %user.name, session = %session.id, remember_me = form.remember_me, client = %req.client_ip, "signed in");
+
+        let max_age = form.remember_me.then_some(lifetime);
+        let names = &self.cookies.names;
+        let sealed = hub_login::seal(&self.keys, &names.hub_login, &session.id);
+        Reply::redirect(303, &next).with_cookies([
+            self.cookies
+                .set(&names.hub_login, &sealed, &self.hub_cookie_path(), max_age),
+            self.cookies
+                .set(&names.session_id, session.id.as_str(), "/", max_age),
+            self.cookies.clear(&names.csrf, &self.hub_cookie_path()),
+        ])
+    }
+
+    /// Refuses a form post from another site: by `Sec-Fetch-Site` when the browser sends it, and
+    /// by `Origin`, which must be the public origin or this request's own host.
+    pub(super) fn check_same_origin(&self, req: &HubRequest<'_>) -> Result<(), &'static str> {
+        if let Some(site) = req.sec_fetch_site {
+            if !matches!(site, "same-origin" | "none") {
+                return Err("Sec-Fetch-Site is not same-origin");
+            }
+        }
+        let Some(origin) = req.origin else {
+            return Ok(());
+        };
+        let public = &self.config.server.public_url;
+        let scheme = if public.https { "https" } else { "http" };
+        let own_host = req
+            .host
+            .map(|h| format!("{scheme}://{}", h.to_ascii_lowercase()));
+        let origin = origin.to_ascii_lowercase();
+        if origin == public.origin || Some(&origin) == own_host.as_ref() {
+            Ok(())
+        } else {
+            Err("Origin is another site")
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! What the hub tells about a session (HTML and JSON), health and readiness, and the admin API.
+
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::pages::{self, AppRow, SessionView};
+use super::{Hub, HubRequest, Reply};
+use crate::session::{EndReason, Session};
+use crate::time::{human_duration, Timestamp};
+
+/// Facts about a session at `now`, shared by the page and the JSON.
+struct SessionFacts {
+    age: std::time::Duration,
+    idle_left: Option<std::time::Duration>,
+    expires_in: std::time::Duration,
+}
+
+impl Hub {
+    fn facts(&self, session: &Session, now: Timestamp) -> SessionFacts {
+        SessionFacts {
+            age: now.since(session.created_at),
+            idle_left: self
+                .sessions
+                .idle_timeout()
+                .map(|idle| idle.saturating_sub(now.since(session.last_seen))),
+            expires_in: now.until(session.expires_at),
+        }
+    }
+
+    pub(super) async fn session_page(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        let session = match self.signed_in(req, now).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(ended)) => return self.login_redirect(&self.url("/session"), ended),
+            Err(_) => return self.store_unavailable(),
+        };
+        let facts = self.facts(&session, now);
+        let apps = self
+            .config
+            .apps
+            .iter()
+            .map(|app| AppRow {
+                name: app.name.clone(),
+                href: format!("{}/", app.prefix),
+                allowed: app.allows(&session.user, &session.groups),
+                token_left: session.app_tokens.get(&app.name).map(|exp| now.until(*exp)),
+            })
+            .collect();
+        let logout = self.url("/logout");
+        let logout_all = self.url("/logout?all=1");
+        let view = SessionView {
+            user: &session.user,
+            email: &session.email,
+            groups: &session.groups,
+            age: human_duration(facts.age),
+            idle_left: facts.idle_left.map(human_duration),
+            expires_in: human_duration(facts.expires_in),
+            remember_me: session.remember_me,
+            apps,
+            logout_href: &logout,
+            logout_all_href: &logout_all,
+        };
+        self.page(200, "Your session", &pages::session_page(&view), true)
+    }
+
+    pub(super) async fn session_api(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        let session = match self.signed_in(req, now).await {
+            Ok(Ok(session)) => session,
+            Ok(Err(ended)) => {
+                return Reply::json(
+                    401,
+                    &json!({
+                        "error": "unauthenticated",
+                        "reason": ended.map_or("no_session", EndReason::banner_key),
+                        "login_url": self.url("/login"),
+                    }),
+                )
+            }
+            Err(_) => return Reply::json(503, &json!({"error": "store_unavailable"})),
+        };
+        let facts = self.facts(&session, now);
+        let apps: Vec<_> = self
+            .config
+            .apps
+            .iter()
+            .map(|app| {
+                let exp = session.app_tokens.get(&app.name);
+                json!({
+                    "name": app.name,
+                    "allowed": app.allows(&session.user, &session.groups),
+                    "token_expires_at": exp.map(|e| e.as_secs()),
+                    "token_seconds_left": exp.map(|e| now.until(*e).as_secs()),
+                })
+            })
+            .collect();
+        Reply::json(
+            200,
+            &json!({
+                "user": session.user,
+                "groups": session.groups,
+                "email": session.email,
+                "created_at": session.created_at.as_secs(),
+                "session_age_seconds": facts.age.as_secs(),
+                "last_seen": session.last_seen.as_secs(),
+                "idle_timeout_seconds": self.sessions.idle_timeout().map(|d| d.as_secs()),
+                "idle_seconds_left": facts.idle_left.map(|d| d.as_secs()),
+                "expires_at": session.expires_at.as_secs(),
+                "expires_in_seconds": facts.expires_in.as_secs(),
+                "remember_me": session.remember_me,
+                "apps": apps,
+            }),
+        )
+    }
+
+    pub(super) async fn ready(&self) -> Reply {
+        let store = self.sessions.store();
+        match store.ping().await {
+            Ok(()) => Reply::json(200, &json!({"status": "ready", "store": store.kind()})),
+            Err(e) => Reply::json(
+                503,
+                &json!({"status": "unavailable", "store": store.kind(), "reason": e.to_string()}),
+            ),
+        }
+    }
+
+    pub(super) async fn admin_revoke(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        let Some(expected) = &self.config.hub.admin_token else {
+            return Reply::json(
+                404,
+                &json!({"error": "admin_api_disabled", "hint": format!("set ${} to enable it", self.config.hub.admin_token_env)}),
+            );
+        };
+        let presented = req
+            .authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            tracing::warn!(client = %req.client_ip, "admin API: missing or wrong bearer token");
+            return Reply::json(401, &json!({"error": "unauthorized"}))
+                .with_header("WWW-Authenticate", "Bearer");
+        }
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let result = match (
+            body.get("user").and_then(|u| u.as_str()),
+            body.get("all").and_then(|a| a.as_bool()),
+        ) {
+            (Some(user), None) => self.sessions.end_user(user, EndReason::Revoked, now).await,
+            (None, Some(true)) => self.sessions.end_all(EndReason::Revoked, now).await,
+            _ => {
+                return Reply::json(
+                    400,
+                    &json!({"error": "bad_request", "hint": "send {\"user\":\"NAME\"} or {\"all\":true}"}),
+                )
+            }
+        };
+        match result {
+            Ok(revoked) => {
+                tracing::info!(event = "admin_revoke", target = %body, revoked, "sessions revoked by an administrator");
+                Reply::json(200, &json!({"revoked": revoked}))
+            }
+            Err(_) => Reply::json(503, &json!({"error": "store_unavailable"})),
+        }
+    }
+}

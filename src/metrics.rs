@@ -1,0 +1,197 @@
+//! Every metric, registered once with its label sets. Each family is pre-populated with a zero
+//! series for every known label value, so dashboards and alerts work before the first event.
+//! Label values come from fixed sets or app names in the config: never paths, users or errors.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::session::EndReason;
+
+pub const OUTCOMES: [&str; 6] = [
+    "allowed",
+    "public",
+    "redirected",
+    "unauthorized",
+    "forbidden",
+    "upstream_error",
+];
+pub const LOGIN_RESULTS: [&str; 3] = ["success", "failure", "locked_out"];
+pub const STORE_OPS: [&str; 9] = [
+    "create",
+    "lookup",
+    "touch",
+    "record_token",
+    "end",
+    "end_user",
+    "end_all",
+    "stale",
+    "ping",
+];
+
+/// Buckets from 50 µs to 10 s: sub-millisecond gateway overhead and slow upstreams both resolve.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub cache_lookups: IntCounterVec,
+    pub token_renewals: IntCounterVec,
+    pub logins: IntCounterVec,
+    pub sessions_ended: IntCounterVec,
+    pub store_duration: HistogramVec,
+    pub store_errors: IntCounterVec,
+    pub revocations_received: IntCounter,
+}
+
+impl Metrics {
+    pub fn new(app_names: &[&str]) -> Self {
+        let registry = Registry::new_custom(Some("hubgate".into()), None)
+            .expect("the prefix is a valid metric name");
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)
+                .expect("static metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("each metric is registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, label: &str| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                &[label],
+            )
+            .expect("static metric definition");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("each metric is registered once");
+            h
+        };
+        let metrics = Metrics {
+            requests: counter(
+                "requests_total",
+                "App requests by outcome.",
+                &["app", "outcome"],
+            ),
+            request_duration: histogram(
+                "request_duration_seconds",
+                "Time from request to response, per app.",
+                "app",
+            ),
+            cache_lookups: counter(
+                "auth_cache_lookups_total",
+                "Verification cache lookups.",
+                &["result"],
+            ),
+            token_renewals: counter(
+                "token_renewals_total",
+                "App tokens renewed by sliding renewal.",
+                &["app"],
+            ),
+            logins: counter("logins_total", "Sign-in attempts by result.", &["result"]),
+            sessions_ended: counter(
+                "sessions_ended_total",
+                "Sessions ended, by reason.",
+                &["reason"],
+            ),
+            store_duration: histogram(
+                "store_operation_duration_seconds",
+                "Session store operations.",
+                "op",
+            ),
+            store_errors: counter(
+                "store_errors_total",
+                "Failed session store operations.",
+                &["op"],
+            ),
+            revocations_received: IntCounter::new(
+                "revocations_received_total",
+                "Revocations received from other instances.",
+            )
+            .expect("static metric definition"),
+            registry,
+        };
+        metrics
+            .registry
+            .register(Box::new(metrics.revocations_received.clone()))
+            .expect("each metric is registered once");
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "The running version."),
+            &["version"],
+        )
+        .expect("static metric definition");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        metrics
+            .registry
+            .register(Box::new(build_info))
+            .expect("each metric is registered once");
+        metrics.precreate(app_names);
+        metrics
+    }
+
+    fn precreate(&self, apps: &[&str]) {
+        for app in apps {
+            for outcome in OUTCOMES {
+                self.requests.with_label_values(&[app, outcome]);
+            }
+            self.request_duration.with_label_values(&[app]);
+            self.token_renewals.with_label_values(&[app]);
+        }
+        for result in ["hit", "miss"] {
+            self.cache_lookups.with_label_values(&[result]);
+        }
+        for result in LOGIN_RESULTS {
+            self.logins.with_label_values(&[result]);
+        }
+        for reason in EndReason::ALL {
+            self.sessions_ended.with_label_values(&[reason.as_str()]);
+        }
+        for op in STORE_OPS {
+            self.store_duration.with_label_values(&[op]);
+            self.store_errors.with_label_values(&[op]);
+        }
+    }
+
+    pub fn store_timer(&self, op: &str) -> Histogram {
+        self.store_duration.with_label_values(&[op])
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_present_before_any_event() {
+        let text = String::from_utf8(Metrics::new(&["grafana"]).render()).unwrap();
+        for family in [
+            "hubgate_requests_total{app=\"grafana\",outcome=\"upstream_error\"} 0",
+            "hubgate_request_duration_seconds_count{app=\"grafana\"} 0",
+            "hubgate_auth_cache_lookups_total{result=\"hit\"} 0",
+            "hubgate_token_renewals_total{app=\"grafana\"} 0",
+            "hubgate_logins_total{result=\"locked_out\"} 0",
+            "hubgate_sessions_ended_total{reason=\"key_removed\"} 0",
+            "hubgate_store_operation_duration_seconds_count{op=\"lookup\"} 0",
+            "hubgate_store_errors_total{op=\"touch\"} 0",
+            "hubgate_revocations_received_total 0",
+            "hubgate_build_info{version=",
+        ] {
+            assert!(text.contains(family), "missing {family}");
+        }
+    }
+}

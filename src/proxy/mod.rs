@@ -1,0 +1,412 @@
+//! The Pingora `ProxyHttp` implementation. Each callback gathers inputs from the request, calls a
+//! named function that decides, and applies the result — the request reads top to bottom like
+//! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
+
+pub mod answer;
+pub mod routes;
+mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::auth::cookies::{self, CookiePolicy};
+use crate::auth::verify::{AppRequest, RenewedToken, Verdict, Verifier};
+use crate::auth::Identity;
+use crate::config::Config;
+use crate::hub::{Hub, HubRequest};
+use crate::metrics::Metrics;
+use crate::time::Timestamp;
+use routes::{AppRoute, Route, Router};
+
+/// Hub request bodies (sign-in form, admin API) are small; anything larger is refused.
+const MAX_HUB_BODY: usize = 64 * 1024;
+
+pub struct Gateway {
+    pub router: Router,
+    pub hub: Hub,
+    pub verifier: Verifier,
+    pub cookies: CookiePolicy,
+    pub metrics: Arc<Metrics>,
+    pub hub_prefix: String,
+    pub https: bool,
+    pub expose_new_token_header: bool,
+}
+
+/// Per-request state carried between callbacks.
+pub struct RequestCtx {
+    started: Instant,
+    now: Timestamp,
+    app: Option<Arc<AppRoute>>,
+    identity: Option<Arc<Identity>>,
+    renewed: Option<RenewedToken>,
+    outcome: &'static str,
+    connect_attempts: usize,
+}
+
+impl Gateway {
+    pub fn new(
+        config: &Config,
+        router: Router,
+        hub: Hub,
+        verifier: Verifier,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Gateway {
+            router,
+            hub,
+            verifier,
+            cookies: CookiePolicy::new(&config.cookies),
+            metrics,
+            hub_prefix: config.hub.prefix.clone(),
+            https: config.server.public_url.https,
+            expose_new_token_header: config.tokens.expose_new_token_header,
+        }
+    }
+
+    async fn serve_hub(
+        &self,
+        session: &mut Session,
+        endpoint: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let body = match read_body(session, MAX_HUB_BODY).await? {
+            Some(body) => body,
+            None => {
+                return answer::error(
+                    session,
+                    &self.hub_prefix,
+                    413,
+                    "body_too_large",
+                    "Request too large",
+                    "The request body is larger than the gateway accepts.",
+                )
+                .await
+            }
+        };
+        let req = session.req_header();
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let hub_request = HubRequest {
+            method: &req.method,
+            endpoint,
+            query: req.uri.query().unwrap_or(""),
+            cookie_headers: req
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect(),
+            host: header("host"),
+            origin: header("origin"),
+            sec_fetch_site: header("sec-fetch-site"),
+            authorization: header("authorization"),
+            client_ip: client_ip(session).unwrap_or_default(),
+            body,
+        };
+        let reply = self.hub.serve(&hub_request, ctx.now).await;
+        answer::write(session, reply).await
+    }
+
+    /// Authenticates an app request; `Ok(true)` when an answer was already written.
+    async fn gate_app(
+        &self,
+        session: &mut Session,
+        app: Arc<AppRoute>,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        ctx.app = Some(app.clone());
+        let path = session.req_header().uri.path().to_string();
+        if app.config.is_public(&path) {
+            ctx.outcome = "public";
+            return Ok(false);
+        }
+        if session.is_upgrade_req() && !app.config.websocket {
+            ctx.outcome = "forbidden";
+            answer::error(
+                session,
+                &self.hub_prefix,
+                403,
+                "websocket_disabled",
+                "WebSocket not allowed",
+                "This app does not accept WebSocket connections.",
+            )
+            .await?;
+            return Ok(true);
+        }
+        let verdict = {
+            let cookie_headers: Vec<&[u8]> = session
+                .req_header()
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            let request = AppRequest {
+                app: &app.config.name,
+                token: cookies::find(cookie_headers.iter().copied(), &app.cookie_name),
+                session_id: cookies::find(
+                    cookie_headers.iter().copied(),
+                    &self.cookies.names.session_id,
+                ),
+                path: &path,
+                activity_exempt: app.is_activity_exempt(&path),
+            };
+            self.verifier.verify(&request, ctx.now).await
+        };
+        match verdict {
+            Verdict::Admit(admission)
+                if !app
+                    .config
+                    .allows(&admission.identity.user, &admission.identity.groups) =>
+            {
+                ctx.outcome = "forbidden";
+                let text = format!(
+                    "Your account ({}) may not use {}.",
+                    admission.identity.user, app.config.name
+                );
+                answer::error(
+                    session,
+                    &self.hub_prefix,
+                    403,
+                    "forbidden",
+                    "No access to this app",
+                    &text,
+                )
+                .await?;
+                Ok(true)
+            }
+            Verdict::Admit(admission) => {
+                ctx.outcome = "allowed";
+                ctx.identity = Some(admission.identity);
+                ctx.renewed = admission.renewed;
+                Ok(false)
+            }
+            Verdict::Refuse(refusal) => {
+                ctx.outcome =
+                    answer::refusal(session, &self.hub_prefix, &app.config.name, refusal).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn renewal_cookie(&self, app: &AppRoute, renewed: &RenewedToken) -> String {
+        self.cookies.set(
+            &app.cookie_name,
+            &renewed.token,
+            &format!("{}/", app.config.prefix),
+            renewed.cookie_max_age,
+        )
+    }
+
+    fn log_access(&self, session: &Session, ctx: &RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        let app = ctx.app.as_ref().map(|a| a.config.name.as_str());
+        if let Some(app) = app {
+            self.metrics
+                .requests
+                .with_label_values(&[app, ctx.outcome])
+                .inc();
+            self.metrics
+                .request_duration
+                .with_label_values(&[app])
+                .observe(elapsed.as_secs_f64());
+        }
+        let req = session.req_header();
+        tracing::info!(
+            target: "hubgate::access",
+            method = %req.method,
+            path = req.uri.path(),
+            app = app.unwrap_or("-"),
+            outcome = ctx.outcome,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            user = ctx.identity.as_ref().map_or("-", |i| i.user.as_str()),
+        );
+    }
+}
+
+fn client_ip(session: &Session) -> Option<String> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string())
+}
+
+/// The whole request body, or `None` if it exceeds `limit`.
+async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            now: Timestamp::now(),
+            app: None,
+            identity: None,
+            renewed: None,
+            outcome: "none",
+            connect_attempts: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.now = Timestamp::now();
+        let path = session.req_header().uri.path().to_string();
+        match self.router.resolve(&path) {
+            Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
+            Route::App(app) => self.gate_app(session, app, ctx).await,
+            Route::AddSlash(location) => {
+                let location = match session.req_header().uri.query() {
+                    Some(q) => format!("{location}?{q}"),
+                    None => location,
+                };
+                answer::write(session, crate::hub::Reply::redirect(302, &location))
+                    .await
+                    .map(|_| true)
+            }
+            Route::BadPath => answer::error(
+                session,
+                &self.hub_prefix,
+                400,
+                "bad_path",
+                "Bad request",
+                "The path contains '.' or '..' segments.",
+            )
+            .await
+            .map(|_| true),
+            Route::NotFound => answer::error(
+                session,
+                &self.hub_prefix,
+                404,
+                "not_found",
+                "Page not found",
+                "No app lives at this address.",
+            )
+            .await
+            .map(|_| true),
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        ctx.connect_attempts += 1;
+        let app = ctx
+            .app
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no app for this request"))?;
+        let backend = app
+            .upstreams
+            .select(b"", 256)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
+        let mut peer = HttpPeer::new(backend.addr, false, String::new());
+        peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Another upstream of the pool may answer: round-robin moves on at the next attempt.
+        let pool_size = ctx.app.as_ref().map_or(1, |a| a.config.upstreams.len());
+        if ctx.connect_attempts < pool_size {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(app) = ctx.app.as_ref() else {
+            return Ok(());
+        };
+        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
+        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
+        upstream::set_forwarded_headers(upstream, client_ip(session), self.https)?;
+        upstream::strip_prefix(upstream, app)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
+            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
+            if self.expose_new_token_header {
+                response.insert_header("X-New-Token", renewed.token.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code == 502 || code == 504 {
+            ctx.outcome = "upstream_error";
+            let _ = answer::error(
+                session,
+                &self.hub_prefix,
+                502,
+                "bad_gateway",
+                "The app is not answering",
+                "The app behind this address did not answer. Please try again shortly.",
+            )
+            .await;
+        } else if code > 0 && session.response_written().is_none() {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.log_access(session, ctx);
+    }
+}

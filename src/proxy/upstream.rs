@@ -1,0 +1,108 @@
+//! What an upstream receives: the gateway's cookies removed (the app's own kept), identity headers
+//! set from the verified session (client-supplied copies always removed), `X-Forwarded-*` set,
+//! and the app prefix stripped when configured.
+
+use pingora::http::RequestHeader;
+use pingora::Result;
+
+use super::routes::AppRoute;
+use crate::auth::cookies::{without_gateway_cookies, CookieNames};
+use crate::auth::Identity;
+
+pub fn remove_gateway_cookies(req: &mut RequestHeader, names: &CookieNames) -> Result<()> {
+    let values: Vec<Vec<u8>> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    req.remove_header(&http::header::COOKIE);
+    let kept: Vec<Vec<u8>> = values
+        .iter()
+        .filter_map(|v| without_gateway_cookies(v, names))
+        .collect();
+    if !kept.is_empty() {
+        req.insert_header(http::header::COOKIE, kept.join(&b"; "[..]))?;
+    }
+    Ok(())
+}
+
+pub fn set_identity_headers(
+    req: &mut RequestHeader,
+    app: &AppRoute,
+    identity: Option<&Identity>,
+) -> Result<()> {
+    let headers = &app.config.identity_headers;
+    // Removes every copy in any letter case: header names are case-insensitive in `http`.
+    for name in headers.names() {
+        while req.headers.contains_key(name) {
+            req.remove_header(name);
+        }
+    }
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    if let Some(name) = &headers.user {
+        req.insert_header(name.clone(), identity.user.as_bytes())?;
+    }
+    if let Some(name) = &headers.groups {
+        req.insert_header(name.clone(), identity.groups.join(",").as_bytes())?;
+    }
+    if let Some(name) = &headers.email {
+        req.insert_header(name.clone(), identity.email.as_bytes())?;
+    }
+    Ok(())
+}
+
+pub fn set_forwarded_headers(
+    req: &mut RequestHeader,
+    client_ip: Option<String>,
+    https: bool,
+) -> Result<()> {
+    if let Some(ip) = client_ip {
+        let forwarded_for = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(earlier) if !earlier.is_empty() => format!("{earlier}, {ip}"),
+            _ => ip,
+        };
+        req.insert_header("X-Forwarded-For", forwarded_for)?;
+    }
+    req.insert_header("X-Forwarded-Proto", if https { "https" } else { "http" })?;
+    let host = req.headers.get(http::header::HOST).cloned();
+    match host {
+        Some(host) => req.insert_header("X-Forwarded-Host", host)?,
+        None => req.remove_header("X-Forwarded-Host").map_or((), |_| ()),
+    }
+    Ok(())
+}
+
+/// `/apps/grafana/x?y` → `/x?y` when the app strips its prefix.
+pub fn strip_prefix(req: &mut RequestHeader, app: &AppRoute) -> Result<()> {
+    if !app.config.strip_prefix {
+        return Ok(());
+    }
+    let Some(rest) = req.uri.path().strip_prefix(app.config.prefix.as_str()) else {
+        return Ok(());
+    };
+    let path = if rest.is_empty() { "/" } else { rest };
+    let new = match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    match new.parse::<http::Uri>() {
+        Ok(uri) => {
+            req.set_uri(uri);
+            Ok(())
+        }
+        Err(_) => pingora::Error::e_explain(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "cannot rewrite the path",
+        ),
+    }
+}

@@ -1,0 +1,203 @@
+//! Wiring: builds every component from the config and runs them as Pingora services — the proxy,
+//! the metrics endpoint, upstream health checks and the session sweeper — until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::lb::health_check::TcpHealthCheck;
+use pingora::lb::LoadBalancer;
+use pingora::protocols::http::ServerSession;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::auth::cache::VerifyCache;
+use crate::auth::cookies::CookieNames;
+use crate::auth::tokens::KeyRing;
+use crate::auth::verify::Verifier;
+use crate::config::{Config, StoreKind};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::proxy::routes::{AppRoute, Router};
+use crate::proxy::Gateway;
+use crate::session::{MemoryStore, SessionStore, Sessions};
+use crate::time::Timestamp;
+
+/// Runs the gateway until a signal stops it. Returns an error only for problems found while
+/// starting (a port in use, an upstream name that does not resolve).
+pub fn run(config: Config) -> Result<(), String> {
+    if config.session.store == StoreKind::Redis {
+        return Err(
+            "session.store = \"redis\" is not available in this version yet; use \"memory\"".into(),
+        );
+    }
+    let config = Arc::new(config);
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
+    server.bootstrap();
+
+    let app_names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+    let metrics = Arc::new(Metrics::new(&app_names));
+    let keys = Arc::new(KeyRing::new(&config.tokens.keys));
+    let cache = Arc::new(VerifyCache::new(
+        config.session.cache_ttl,
+        config.session.cache_capacity,
+    ));
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+    let sessions = Arc::new(Sessions::new(
+        store,
+        cache.clone(),
+        metrics.clone(),
+        config.session.idle_timeout,
+    ));
+
+    let mut apps = Vec::new();
+    for app in &config.apps {
+        let mut pool = LoadBalancer::try_from_iter(app.upstreams.iter().map(String::as_str))
+            .map_err(|e| format!("apps[{}].upstreams: {e}", app.name))?;
+        pool.set_health_check(TcpHealthCheck::new());
+        pool.health_check_frequency = Some(Duration::from_secs(2));
+        let health = background_service(&format!("health check {}", app.name), pool);
+        let upstreams = health.task();
+        server.add_service(health);
+        let mut activity_exempt = config.session.activity_exempt_paths.clone();
+        activity_exempt.extend(app.activity_exempt_paths.iter().cloned());
+        apps.push(Arc::new(AppRoute {
+            config: app.clone(),
+            upstreams,
+            cookie_name: CookieNames::new(&config.cookies.prefix).app(&app.name),
+            activity_exempt,
+        }));
+    }
+
+    let hub = Hub::new(
+        config.clone(),
+        keys.clone(),
+        sessions.clone(),
+        metrics.clone(),
+    );
+    let verifier = Verifier::new(&config, keys, cache, sessions.clone(), metrics.clone());
+    let gateway = Gateway::new(
+        &config,
+        Router::new(&config, apps),
+        hub,
+        verifier,
+        metrics.clone(),
+    );
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hubgate");
+    let listen = config.server.listen.to_string();
+    match &config.server.tls {
+        Some(tls) => proxy
+            .add_tls(
+                &listen,
+                &tls.cert.to_string_lossy(),
+                &tls.key.to_string_lossy(),
+            )
+            .map_err(|e| format!("server.tls: {e}"))?,
+        None => proxy.add_tcp(&listen),
+    }
+    server.add_service(proxy);
+
+    if let Some(addr) = config.server.metrics_listen {
+        let mut endpoint = Service::new("metrics".to_string(), MetricsEndpoint(metrics.clone()));
+        endpoint.add_tcp(&addr.to_string());
+        server.add_service(endpoint);
+    }
+    server.add_service(background_service("session sweeper", Sweeper { sessions }));
+
+    tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin, apps = config.apps.len(), "hubgate serving");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(StopOnSignal),
+    });
+    tracing::info!("hubgate stopped");
+    Ok(())
+}
+
+fn server_conf(config: &Config) -> ServerConf {
+    let grace = config.server.shutdown_grace;
+    ServerConf {
+        threads: config.server.threads,
+        // Pingora waits the whole grace period after SIGTERM; derive it from our config (its own
+        // default is 300 s).
+        grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: std::env::temp_dir()
+            .join(format!("hubgate-upgrade-{}.sock", std::process::id()))
+            .to_string_lossy()
+            .into_owned(),
+        ..ServerConf::default()
+    }
+}
+
+/// SIGTERM and SIGINT both stop gracefully: stop accepting, let in-flight requests finish.
+struct StopOnSignal;
+
+#[async_trait]
+impl ShutdownSignalWatch for StopOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot listen for signals; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, stopping gracefully"),
+            _ = int.recv() => tracing::info!("SIGINT received, stopping gracefully"),
+        }
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Prometheus text format at `/metrics` on `server.metrics_listen`.
+struct MetricsEndpoint(Arc<Metrics>);
+
+#[async_trait]
+impl ServeHttp for MetricsEndpoint {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let (status, content_type, body) = if session.req_header().uri.path() == "/metrics" {
+            (200, "text/plain; version=0.0.4", self.0.render())
+        } else {
+            (404, "text/plain", b"metrics are at /metrics\n".to_vec())
+        };
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// Ends sessions whose users never came back, so their end is logged and counted too.
+struct Sweeper {
+    sessions: Arc<Sessions>,
+}
+
+#[async_trait]
+impl BackgroundService for Sweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let every = self
+            .sessions
+            .idle_timeout()
+            .map_or(Duration::from_secs(30), |idle| {
+                (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+            });
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(e) = self.sessions.sweep(Timestamp::now()).await {
+                        tracing::warn!(error = %e, "session sweep failed");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The one place where sessions begin and end. Every end goes through here, so each is recorded
+//! once with its reason: a structured log line, `hubgate_sessions_ended_total{reason}`, and a purge
+//! of the verification cache so the next request with the old cookies is refused at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::instrumented::Instrumented;
+use super::{EndReason, Lookup, Session, SessionId, SessionStore, StoreError};
+use crate::auth::cache::VerifyCache;
+use crate::metrics::Metrics;
+use crate::time::{human_duration, Timestamp};
+
+/// Where an end was noticed, for the log line ("idle_timeout noticed on grafana /d/abc").
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Noticed<'a> {
+    pub app: Option<&'a str>,
+    pub path: Option<&'a str>,
+}
+
+pub struct Sessions {
+    store: Instrumented,
+    cache: Arc<VerifyCache>,
+    metrics: Arc<Metrics>,
+    idle_timeout: Option<Duration>,
+}
+
+impl Sessions {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        cache: Arc<VerifyCache>,
+        metrics: Arc<Metrics>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
+        Sessions {
+            store: Instrumented::new(store, metrics.clone()),
+            cache,
+            metrics,
+            idle_timeout,
+        }
+    }
+
+    pub fn store(&self) -> &dyn SessionStore {
+        &self.store
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// Looks a session up and ends it on the spot if it has passed a limit, so a caller sees
+    /// either a live session or the reason it is not.
+    pub async fn live(
+        &self,
+        id: &SessionId,
+        recent_activity: Timestamp,
+        now: Timestamp,
+        noticed: Noticed<'_>,
+    ) -> Result<Result<Session, Option<EndReason>>, StoreError> {
+        let session = match self.store.lookup(id).await? {
+            Lookup::Live(session) => session,
+            Lookup::Ended(reason) => return Ok(Err(Some(reason))),
+            Lookup::Unknown => return Ok(Err(None)),
+        };
+        match session.limit_reached(recent_activity, self.idle_timeout, now) {
+            None => Ok(Ok(session)),
+            Some(reason) => {
+                self.end(id, reason, now, noticed).await?;
+                Ok(Err(Some(reason)))
+            }
+        }
+    }
+
+    pub async fn end(
+        &self,
+        id: &SessionId,
+        reason: EndReason,
+        now: Timestamp,
+        noticed: Noticed<'_>,
+    ) -> Result<bool, StoreError> {
+        let recent = self.cache.last_seen(id).unwrap_or_default();
+        // Purge first: even if the store write fails, this instance stops admitting the session.
+        self.cache.end(id, reason);
+        let ended = self.store.end(id, reason).await?;
+        if let Some(session) = &ended {
+            self.record_end(session, reason, recent, now, noticed);
+        }
+        Ok(ended.is_some())
+    }
+
+    pub async fn end_user(
+        &self,
+        user: &str,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let ended = self.store.end_user(user, reason).await?;
+        for session in &ended {
+            let recent = self.cache.last_seen(&session.id).unwrap_or_default();
+            self.cache.end(&session.id, reason);
+            self.record_end(session, reason, recent, now, Noticed::default());
+        }
+        Ok(ended.len())
+    }
+
+    pub async fn end_all(&self, reason: EndReason, now: Timestamp) -> Result<usize, StoreError> {
+        let ended = self.store.end_all(reason).await?;
+        for session in &ended {
+            let recent = self.cache.last_seen(&session.id).unwrap_or_default();
+            self.cache.end(&session.id, reason);
+            self.record_end(session, reason, recent, now, Noticed::default());
+        }
+        Ok(ended.len())
+    }
+
+    /// Ends sessions nobody came back to, so their end is recorded too (not only those noticed
+    /// by a request).
+    pub async fn sweep(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let stale = self.store.stale(now, self.idle_timeout).await?;
+        let mut ended = 0;
+        for (id, reason) in stale {
+            if self.end(&id, reason, now, Noticed::default()).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    fn record_end(
+        &self,
+        session: &Session,
+        reason: EndReason,
+        recent: Timestamp,
+        now: Timestamp,
+        noticed: Noticed<'_>,
+    ) {
+        self.metrics
+            .sessions_ended
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let last_activity = session.last_seen.max(recent);
+        tracing::info!(
+            event = "session_ended",
+            user = %session.user,
+            reason = reason.as_str(),
+            session = %session.id,
+            session_age = %human_duration(now.since(session.created_at)),
+            idle_time = %human_duration(now.since(last_activity)),
+            remember_me = session.remember_me,
+            app = noticed.app.unwrap_or("-"),
+            path = noticed.path.unwrap_or("-"),
+            "session ended: {}", reason.as_str()
+        );
+    }
+}
