@@ -56,7 +56,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
-    parse::parse_config(&text, base_dir, &|name| std::env::var(name).ok())
+    parse::parse_config(&path.display().to_string(), &text, base_dir, &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Like [`load`], but from text (tests, and `hubgate demo`'s built-in defaults).
@@ -65,5 +67,5 @@ pub fn from_str(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    parse::parse_config(text, base_dir, env)
+    parse::parse_config("gateway.toml", text, base_dir, env)
 }

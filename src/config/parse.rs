@@ -16,13 +16,14 @@ const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
 
 pub(crate) fn parse_config(
+    label: &str,
     text: &str,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
     let table: Table = text.parse().map_err(|e: toml::de::Error| {
         ConfigErrors(vec![ConfigError {
-            key: "gateway.toml".into(),
+            key: label.to_string(),
             message: format!("not valid TOML: {}", e.message().trim()),
         }])
     })?;

@@ -42,6 +42,15 @@ impl Section {
         }
     }
 
+    /// A root whose keys are reported under `label` (the users file, not gateway.toml).
+    pub fn named(label: &str, table: Table, problems: Problems) -> Self {
+        Section {
+            path: label.to_string(),
+            table,
+            problems,
+        }
+    }
+
     pub fn key(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()

@@ -67,24 +67,25 @@ pub(crate) fn load_users(path: &Path, problems: &Problems) -> Users {
             return Users::default();
         }
     };
-    let mut root = Section::root(table, problems.clone());
+    let mut root = Section::named(&label, table, problems.clone());
     let mut users: Vec<User> = Vec::new();
     for mut entry in root.array_of_tables("users") {
         let name = entry.string("name", "");
         let password_hash = entry.string("password_hash", "");
         let groups = entry.string_list("groups");
         let email = entry.string("email", "");
-        let where_ = format!("{label} users");
         if name.is_empty() || name.chars().any(|c| c.is_control() || c == ',') {
-            problems.report(format!("{where_}.name"), format!("{name:?} is not a usable user name (non-empty, no commas or control characters)"));
+            entry.report("name", format!("{name:?} is not a usable user name (non-empty, no commas or control characters)"));
         } else if users.iter().any(|u| u.name == name) {
-            problems.report(
-                format!("{where_}.name"),
-                format!("user {name:?} appears twice"),
-            );
+            entry.report("name", format!("user {name:?} appears twice"));
+        }
+        for (i, group) in groups.iter().enumerate() {
+            if group.is_empty() || group.chars().any(|c| c.is_control() || c == ',') {
+                entry.report(&format!("groups[{i}]"), format!("{group:?} is not a usable group name (non-empty, no commas: X-Forwarded-Groups is comma-separated)"));
+            }
         }
         if let Err(why) = check_password_hash(&password_hash) {
-            problems.report(format!("{where_}[{name}].password_hash"), why);
+            entry.report("password_hash", why);
         }
         entry.finish();
         users.push(User {

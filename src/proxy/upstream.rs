@@ -30,6 +30,14 @@ pub fn remove_gateway_cookies(req: &mut RequestHeader, names: &CookieNames) -> R
     Ok(())
 }
 
+/// Removed from every client request even when an app renames or turns off its identity headers:
+/// apps commonly trust these names, so a client must never be able to send them.
+const CONVENTIONAL_IDENTITY_HEADERS: [&str; 3] = [
+    "X-Forwarded-User",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Email",
+];
+
 pub fn set_identity_headers(
     req: &mut RequestHeader,
     app: &AppRoute,
@@ -37,7 +45,7 @@ pub fn set_identity_headers(
 ) -> Result<()> {
     let headers = &app.config.identity_headers;
     // Removes every copy in any letter case: header names are case-insensitive in `http`.
-    for name in headers.names() {
+    for name in headers.names().chain(CONVENTIONAL_IDENTITY_HEADERS) {
         while req.headers.contains_key(name) {
             req.remove_header(name);
         }

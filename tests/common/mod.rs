@@ -1,0 +1,548 @@
+//! Test harness: a real gateway process on free loopback ports, real demo upstreams, and a
+//! cookie-keeping client that scopes cookies by path the way a browser does.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ALICE_PASSWORD: &str = "alice-demo-password";
+pub const BOB_PASSWORD: &str = "bob-demo-password";
+
+const USERS: &str = r#"
+[[users]]
+name = "alice"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$zf0gDhaKy554UXxOTEGLXA$iHgRyANUxF5FCkjI9YwbbemXA/ENpCJit2PYcTq+ddE"
+groups = ["ops"]
+email = "alice@example.com"
+
+[[users]]
+name = "bob"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$xLY7NMiskGtf6c7jOBbaZA$i8bOz+En+89s+bYCP7Ixi4ISpJ0QzyLQlfMxF1MgbUo"
+groups = ["research"]
+email = "bob@example.com"
+"#;
+
+/// A port for a child process to listen on. Taken from below Linux's ephemeral range (32768+),
+/// which `bind(…:0)` never hands out, so a port freed here cannot be grabbed by another test's
+/// listener before the gateway binds it; each test process starts at its own offset.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 250) as u16 * 50,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_700, "ran out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A demo upstream (echoes what it received as JSON, WebSocket echo at `*/ws`) on a free port.
+pub async fn upstream(name: &str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let addr = listener.local_addr().expect("upstream address");
+    let name = name.to_string();
+    tokio::spawn(async move { hubgate::demo::serve(listener, &name).await });
+    addr
+}
+
+/// An app entry for the test config.
+pub struct App {
+    pub name: String,
+    pub upstreams: Vec<SocketAddr>,
+    pub extra: String,
+}
+
+impl App {
+    pub fn new(name: &str, upstream: SocketAddr) -> Self {
+        App {
+            name: name.into(),
+            upstreams: vec![upstream],
+            extra: String::new(),
+        }
+    }
+
+    pub fn with(mut self, extra: &str) -> Self {
+        self.extra.push_str(extra);
+        self.extra.push('\n');
+        self
+    }
+
+    fn toml(&self) -> String {
+        let upstreams: Vec<String> = self.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+        format!(
+            "[[apps]]\nname = \"{n}\"\nprefix = \"/apps/{n}\"\nupstreams = [{}]\n{}\n",
+            upstreams.join(", "),
+            self.extra,
+            n = self.name
+        )
+    }
+}
+
+/// Config sections a test changes; everything else takes the test defaults.
+#[derive(Default)]
+pub struct Setup {
+    pub hub: String,
+    pub session: String,
+    pub tokens: String,
+    pub cookies: String,
+    pub apps: Vec<App>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn app(mut self, app: App) -> Self {
+        self.apps.push(app);
+        self
+    }
+    pub fn session(mut self, lines: &str) -> Self {
+        self.session.push_str(lines);
+        self.session.push('\n');
+        self
+    }
+    pub fn tokens(mut self, lines: &str) -> Self {
+        self.tokens.push_str(lines);
+        self.tokens.push('\n');
+        self
+    }
+    pub fn hub(mut self, lines: &str) -> Self {
+        self.hub.push_str(lines);
+        self.hub.push('\n');
+        self
+    }
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn start(self) -> Gateway {
+        Gateway::start(self)
+    }
+}
+
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub metrics_port: u16,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    fn start(setup: Setup) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let metrics_port = free_port();
+        let apps: String = setup.apps.iter().map(App::toml).collect();
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+metrics_listen = "127.0.0.1:{metrics_port}"
+public_url = "http://127.0.0.1:{port}"
+threads = 2
+shutdown_grace = "1s"
+
+[hub]
+users_file = "users.toml"
+{hub}
+
+[session]
+{session}
+
+[tokens]
+{tokens}
+
+[cookies]
+{cookies}
+
+{apps}
+"#,
+            hub = setup.hub,
+            session = setup.session,
+            tokens = setup.tokens,
+            cookies = setup.cookies,
+        );
+        std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
+        std::fs::write(dir.path().join("users.toml"), USERS).expect("write users");
+        let log = dir.path().join("gateway.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_hubgate"))
+            .arg("-c")
+            .arg(dir.path().join("gateway.toml"))
+            .envs(setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("HUBGATE_LOG", "info")
+            .env("HUBGATE_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start hubgate");
+        let gateway = Gateway {
+            child,
+            port,
+            metrics_port,
+            dir,
+            log,
+        };
+        gateway.wait_until_serving();
+        gateway
+    }
+
+    fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("gateway did not start; log:\n{}", self.log_text());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(self.url(""))
+    }
+
+    /// The value of one metric series from `/metrics` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// The metric once it reaches `expected` (counters are bumped in the logging phase, just after
+    /// the response is sent), or its last value after two seconds.
+    pub async fn metric_reaches(&self, series: &str, expected: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let value = self.metric(series).await;
+            if value == expected || Instant::now() > deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        unsafe_kill(self.child.id(), "TERM");
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredCookie {
+    pub name: String,
+    pub value: String,
+    pub path: String,
+    pub max_age: Option<i64>,
+    pub raw: String,
+}
+
+/// What came back from one request.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<&str> {
+        self.header("location")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
+    }
+}
+
+/// A client that keeps cookies like a browser: scoped by Path, replaced by name and path,
+/// deleted by `Max-Age=0`, sent longest path first.
+pub struct Browser {
+    base: String,
+    client: reqwest::Client,
+    pub jar: Vec<StoredCookie>,
+    pub accept: &'static str,
+}
+
+pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+pub const JSON: &str = "application/json";
+
+impl Browser {
+    pub fn new(base: String) -> Self {
+        Browser {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar: Vec::new(),
+            accept: HTML,
+        }
+    }
+
+    pub fn api(mut self) -> Self {
+        self.accept = JSON;
+        self
+    }
+
+    pub fn cookie_header(&self, path: &str) -> Option<String> {
+        let mut matching: Vec<&StoredCookie> = self
+            .jar
+            .iter()
+            .filter(|c| path_matches(path, &c.path))
+            .collect();
+        matching.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
+        let pairs: Vec<String> = matching
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<StoredCookie> {
+        self.jar.iter().find(|c| c.name == name).cloned()
+    }
+
+    pub fn set_cookie(&mut self, name: &str, value: &str, path: &str) {
+        self.jar.retain(|c| !(c.name == name && c.path == path));
+        self.jar.push(StoredCookie {
+            name: name.into(),
+            value: value.into(),
+            path: path.into(),
+            max_age: None,
+            raw: String::new(),
+        });
+    }
+
+    fn store(&mut self, set_cookie: &str) {
+        let mut parts = set_cookie.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+            return;
+        };
+        let mut path = "/".to_string();
+        let mut max_age = None;
+        for attr in parts {
+            let attr = attr.trim();
+            if let Some(p) = attr.strip_prefix("Path=") {
+                path = p.to_string();
+            } else if let Some(a) = attr.strip_prefix("Max-Age=") {
+                max_age = a.parse().ok();
+            }
+        }
+        self.jar.retain(|c| !(c.name == name && c.path == path));
+        if max_age != Some(0) {
+            self.jar.push(StoredCookie {
+                name: name.into(),
+                value: value.into(),
+                path,
+                max_age,
+                raw: set_cookie.into(),
+            });
+        }
+    }
+
+    pub async fn request(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Page {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("accept", self.accept);
+        let bare_path = path.split('?').next().unwrap_or(path);
+        if let Some(cookies) = self.cookie_header(bare_path) {
+            req = req.header("cookie", cookies);
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        for sc in headers.get_all("set-cookie") {
+            if let Ok(sc) = sc.to_str() {
+                self.store(sc);
+            }
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.request(reqwest::Method::GET, path, &[], None).await
+    }
+
+    pub async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Page {
+        self.request(reqwest::Method::GET, path, headers, None)
+            .await
+    }
+
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.request(reqwest::Method::POST, path, &[], Some(body))
+            .await
+    }
+
+    /// Follows redirects from `path`; returns every URL visited and the final page.
+    pub async fn follow(&mut self, path: &str) -> (Vec<String>, Page) {
+        let mut visited = vec![path.to_string()];
+        let mut page = self.get(path).await;
+        while let (300..=399, Some(next)) = (page.status, page.location().map(str::to_string)) {
+            assert!(visited.len() < 12, "redirect loop: {visited:?}");
+            visited.push(next.clone());
+            page = self.get(&next).await;
+        }
+        (visited, page)
+    }
+
+    /// Opens the sign-in form (for its anti-CSRF token) and submits it.
+    pub async fn sign_in_to(
+        &mut self,
+        user: &str,
+        password: &str,
+        remember_me: bool,
+        next: &str,
+    ) -> Page {
+        let accept = self.accept;
+        self.accept = HTML;
+        let form = self
+            .get(&format!(
+                "/hub/login?next={}",
+                form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            ))
+            .await;
+        let csrf = hidden_field(&form.body, "csrf");
+        let mut fields = vec![
+            ("username", user),
+            ("password", password),
+            ("next", next),
+            ("csrf", csrf.as_str()),
+        ];
+        if remember_me {
+            fields.push(("remember_me", "1"));
+        }
+        let page = self.post_form("/hub/login", &fields).await;
+        self.accept = accept;
+        page
+    }
+
+    /// Signs in and opens `app` once, so the browser holds its app cookie.
+    pub async fn sign_in_and_open(&mut self, user: &str, password: &str, app: &str) -> Page {
+        let page = self.sign_in_to(user, password, false, "/").await;
+        assert_eq!(page.status, 303, "sign-in failed: {}", page.body);
+        let accept = self.accept;
+        self.accept = HTML;
+        let (_, page) = self.follow(&format!("/apps/{app}/")).await;
+        self.accept = accept;
+        assert_eq!(page.status, 200, "opening {app} failed: {}", page.body);
+        page
+    }
+}
+
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in: {html}"))
+        + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end].to_string()
+}
+
+/// RFC 6265 path-match.
+fn path_matches(request_path: &str, cookie_path: &str) -> bool {
+    request_path == cookie_path
+        || (request_path.starts_with(cookie_path)
+            && (cookie_path.ends_with('/') || request_path[cookie_path.len()..].starts_with('/')))
+}
+
+/// Sends raw bytes (for requests a well-behaved client library would refuse or normalise) and
+/// returns the status code of the answer, or 0 if the connection closed without one.
+pub fn raw_request(port: u16, request: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
