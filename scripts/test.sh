@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every check: formatting, clippy, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked
