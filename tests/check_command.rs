@@ -4,21 +4,39 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn hubgate(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hubgate")).args(args).output().expect("run hubgate")
+    Command::new(env!("CARGO_BIN_EXE_hubgate"))
+        .args(args)
+        .output()
+        .expect("run hubgate")
 }
 
 #[test]
 fn the_repository_config_is_valid() {
-    let out = hubgate(&["check", "-c", concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml")]);
+    let out = hubgate(&[
+        "check",
+        "-c",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml"),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("ok: ") && stdout.contains("(2 apps, 2 users)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok: ") && stdout.contains("(2 apps, 2 users)"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn a_config_with_three_mistakes_gets_three_messages_naming_the_keys() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"), dir.path().join("users.toml")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"),
+        dir.path().join("users.toml"),
+    )
+    .unwrap();
     let config = r#"
 [session]
 idle_timeout = "30 min"
@@ -30,20 +48,44 @@ prefix = "/apps/grafana"
 upstreams = ["127.0.0.1:3000"]
 "#;
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let out = hubgate(&["check", "-c", dir.path().join("gateway.toml").to_str().unwrap()]);
+    let out = hubgate(&[
+        "check",
+        "-c",
+        dir.path().join("gateway.toml").to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 3, "{stderr}");
-    assert!(errors.contains(&"error: session.idle_timeout: \"30 min\" is not a duration (try \"30m\")"), "{stderr}");
-    assert!(errors.iter().any(|e| e.starts_with("error: cookies.same_site: \"none\" requires Secure")), "{stderr}");
-    assert!(errors.iter().any(|e| e.starts_with("error: apps[0].name: \"Grafana!\" is not an app name")), "{stderr}");
+    assert!(
+        errors.contains(&"error: session.idle_timeout: \"30 min\" is not a duration (try \"30m\")"),
+        "{stderr}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: cookies.same_site: \"none\" requires Secure")),
+        "{stderr}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: apps[0].name: \"Grafana!\" is not an app name")),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn unknown_keys_and_overlapping_prefixes_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"), dir.path().join("users.toml")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"),
+        dir.path().join("users.toml"),
+    )
+    .unwrap();
     let config = r#"
 [sesion]
 lifetime = "1h"
@@ -58,7 +100,11 @@ prefix = "/apps/b"
 upstreams = ["nowhere"]
 "#;
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let out = hubgate(&["check", "-c", dir.path().join("gateway.toml").to_str().unwrap()]);
+    let out = hubgate(&[
+        "check",
+        "-c",
+        dir.path().join("gateway.toml").to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     for expected in [
@@ -68,7 +114,10 @@ upstreams = ["nowhere"]
         "error: apps[1].name: app name \"a\" appears twice",
         "error: apps[1].upstreams[0]: \"nowhere\" is not \"host:port\"",
     ] {
-        assert!(stderr.lines().any(|l| l.starts_with(expected)), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 }
 
@@ -97,5 +146,9 @@ fn hash_password_and_gen_key_print_usable_values() {
     let hash = String::from_utf8(out.stdout).unwrap();
     assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
     let key = String::from_utf8(hubgate(&["gen-key"]).stdout).unwrap();
-    assert_eq!(key.trim().len(), 43, "32 bytes, base64url without padding: {key}");
+    assert_eq!(
+        key.trim().len(),
+        43,
+        "32 bytes, base64url without padding: {key}"
+    );
 }
