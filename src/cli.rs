@@ -116,9 +116,6 @@ fn check(path: &Path) -> ExitCode {
 /// never silently ignored.
 pub fn not_yet_implemented(config: &Config) -> Vec<String> {
     let mut notes = Vec::new();
-    if config.session.store == config::StoreKind::Redis {
-        notes.push("session.store = \"redis\" is validated but not served yet: `hubgate` refuses to start with it".to_string());
-    }
     if config.session.on_store_error == config::OnStoreError::AllowCached
         && config.session.store == config::StoreKind::Memory
     {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use pingora::apps::http_app::ServeHttp;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::LoadBalancer;
@@ -18,22 +19,17 @@ use crate::auth::cache::VerifyCache;
 use crate::auth::cookies::CookieNames;
 use crate::auth::tokens::KeyRing;
 use crate::auth::verify::Verifier;
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, OnStoreError, StoreKind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
-use crate::session::{MemoryStore, SessionStore, Sessions};
+use crate::session::{MemoryStore, RedisStore, SessionStore, Sessions};
 use crate::time::Timestamp;
 
 /// Runs the gateway until a signal stops it. Returns an error only for problems found while
 /// starting (a port in use, an upstream name that does not resolve).
 pub fn run(config: Config) -> Result<(), String> {
-    if config.session.store == StoreKind::Redis {
-        return Err(
-            "session.store = \"redis\" is not available in this version yet; use \"memory\"".into(),
-        );
-    }
     let config = Arc::new(config);
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
@@ -45,7 +41,27 @@ pub fn run(config: Config) -> Result<(), String> {
         config.session.cache_ttl,
         config.session.cache_capacity,
     ));
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+    let store: Arc<dyn SessionStore> = match config.session.store {
+        StoreKind::Memory => Arc::new(MemoryStore::default()),
+        StoreKind::Redis => {
+            let redis = Arc::new(RedisStore::new(
+                &config.session.redis_url,
+                &config.session.key_prefix,
+                config.session.idle_timeout,
+            )?);
+            // Until the revocation channel is heard, this instance could miss a sign-out made
+            // elsewhere: it uses no cached grant before then.
+            cache.set_trusted(false);
+            let listener = RevocationListener {
+                store: redis.clone(),
+                cache: cache.clone(),
+                metrics: metrics.clone(),
+                keep_cache_when_deaf: config.session.on_store_error == OnStoreError::AllowCached,
+            };
+            server.add_service(background_service("revocation listener", listener));
+            redis
+        }
+    };
     let sessions = Arc::new(Sessions::new(
         store,
         cache.clone(),
@@ -171,6 +187,69 @@ impl ServeHttp for MetricsEndpoint {
             .header(http::header::CONTENT_LENGTH, body.len())
             .body(body)
             .unwrap_or_default()
+    }
+}
+
+/// Hears every sign-out and revocation from every instance (Redis pub/sub) and purges them from
+/// this instance's cache within milliseconds. While deaf (subscription lost) the cache cannot be
+/// trusted: it is dropped and unused until the subscription is back — unless the operator chose
+/// `on_store_error = "allow_cached"`, trading that guarantee for availability during an outage.
+struct RevocationListener {
+    store: Arc<RedisStore>,
+    cache: Arc<VerifyCache>,
+    metrics: Arc<Metrics>,
+    keep_cache_when_deaf: bool,
+}
+
+impl RevocationListener {
+    async fn listen_once(&self) -> Result<(), crate::session::StoreError> {
+        let mut revocations = std::pin::pin!(self.store.subscribe().await?);
+        // Whatever was cached while deaf may include sessions ended meanwhile.
+        self.cache.clear();
+        self.cache.set_trusted(true);
+        tracing::info!("listening for revocations");
+        while let Some(revocation) = revocations.next().await {
+            if !self.cache.is_ended(&revocation.id) {
+                self.metrics.revocations_received.inc();
+            }
+            self.cache.end(&revocation.id, revocation.reason);
+        }
+        Ok(())
+    }
+
+    fn went_deaf(&self) {
+        if !self.keep_cache_when_deaf {
+            self.cache.set_trusted(false);
+            self.cache.clear();
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for RevocationListener {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = std::time::Instant::now();
+            tokio::select! {
+                result = self.listen_once() => {
+                    self.went_deaf();
+                    match result {
+                        Ok(()) => tracing::warn!("revocation subscription lost; reconnecting"),
+                        Err(e) => tracing::warn!(error = %e, "cannot subscribe to revocations; retrying"),
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                backoff = Duration::from_millis(100);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
     }
 }
 

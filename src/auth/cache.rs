@@ -6,7 +6,7 @@
 //! signed out a moment ago are refused at once, not after `cache_ttl`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +121,9 @@ pub struct VerifyCache {
     grants: Option<Cache<GrantKey, Arc<Grant>>>,
     sessions: Cache<SessionId, Arc<LiveSession>>,
     ended: Cache<SessionId, EndReason>,
+    /// False while this instance may be missing revocations (its subscription to a shared store
+    /// is down): cached grants are then not used.
+    trusted: AtomicBool,
 }
 
 impl VerifyCache {
@@ -144,10 +147,24 @@ impl VerifyCache {
                 .max_capacity(capacity.max(10_000))
                 .time_to_live(ttl + Duration::from_secs(1))
                 .build(),
+            trusted: AtomicBool::new(true),
         }
     }
 
+    /// Whether cached grants may be used; see [`VerifyCache::trusted`].
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::SeqCst);
+    }
+
+    /// Whether this instance knows the session ended (recently enough to still remember).
+    pub fn is_ended(&self, id: &SessionId) -> bool {
+        self.ended.contains_key(id)
+    }
+
     pub fn lookup(&self, key: &GrantKey) -> CacheLookup {
+        if !self.trusted.load(Ordering::Relaxed) {
+            return CacheLookup::Miss;
+        }
         let Some(grant) = self.grants.as_ref().and_then(|g| g.get(key)) else {
             return CacheLookup::Miss;
         };

@@ -12,7 +12,7 @@ use super::tokens::{AppClaims, KeyRing, TokenError};
 use super::Identity;
 use crate::config::{Config, OnStoreError};
 use crate::metrics::Metrics;
-use crate::session::{EndReason, Noticed, SessionId, Sessions};
+use crate::session::{EndReason, Lookup, Noticed, SessionId, Sessions};
 use crate::time::Timestamp;
 
 /// A token whose `iat` is this far in the future was not issued by a gateway with a sane clock.
@@ -38,6 +38,7 @@ pub enum Verdict {
 
 #[derive(Debug)]
 pub struct Admission {
+    pub session_id: SessionId,
     pub identity: Arc<Identity>,
     pub renewed: Option<RenewedToken>,
 }
@@ -150,6 +151,33 @@ impl Verifier {
         }
     }
 
+    /// Whether a session admitted earlier (an open WebSocket) may still carry traffic: not if this
+    /// instance heard it ended, nor — checked at most every `recheck` — if the store says so.
+    /// A store that cannot be reached does not cut open connections.
+    pub async fn still_live(
+        &self,
+        id: &SessionId,
+        last_checked: &mut std::time::Instant,
+        recheck: Duration,
+    ) -> bool {
+        if self.cache.is_ended(id) {
+            return false;
+        }
+        if last_checked.elapsed() < recheck {
+            return true;
+        }
+        *last_checked = std::time::Instant::now();
+        !matches!(
+            self.sessions.store().lookup(id).await,
+            Ok(Lookup::Ended(_) | Lookup::Unknown)
+        )
+    }
+
+    /// The cheap, synchronous part of [`Verifier::still_live`].
+    pub fn known_ended(&self, id: &SessionId) -> bool {
+        self.cache.is_ended(id)
+    }
+
     pub async fn verify(&self, req: &AppRequest<'_>, now: Timestamp) -> Verdict {
         let Some(token) = req.token else {
             return refuse(Reason::NoToken);
@@ -259,6 +287,7 @@ impl Verifier {
             }
         }
         Verdict::Admit(Admission {
+            session_id: live.id.clone(),
             identity: live.identity.clone(),
             renewed,
         })

@@ -22,11 +22,16 @@ use crate::auth::Identity;
 use crate::config::Config;
 use crate::hub::{Hub, HubRequest};
 use crate::metrics::Metrics;
+use crate::session::SessionId;
 use crate::time::Timestamp;
 use routes::{AppRoute, Route, Router};
 
 /// Hub request bodies (sign-in form, admin API) are small; anything larger is refused.
 const MAX_HUB_BODY: usize = 64 * 1024;
+
+/// How often an open WebSocket asks the store whether its session still lives (revocations this
+/// instance hears of are acted on at once, without waiting for this).
+const WEBSOCKET_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Gateway {
     pub router: Router,
@@ -48,6 +53,13 @@ pub struct RequestCtx {
     renewed: Option<RenewedToken>,
     outcome: &'static str,
     connect_attempts: usize,
+    /// For an admitted WebSocket: its session, watched for as long as the socket is open.
+    websocket: Option<WebSocketWatch>,
+}
+
+struct WebSocketWatch {
+    session_id: SessionId,
+    last_checked: Instant,
 }
 
 impl Gateway {
@@ -183,6 +195,12 @@ impl Gateway {
             }
             Verdict::Admit(admission) => {
                 ctx.outcome = "allowed";
+                if session.is_upgrade_req() {
+                    ctx.websocket = Some(WebSocketWatch {
+                        session_id: admission.session_id,
+                        last_checked: Instant::now(),
+                    });
+                }
                 ctx.identity = Some(admission.identity);
                 ctx.renewed = admission.renewed;
                 Ok(false)
@@ -232,6 +250,13 @@ impl Gateway {
     }
 }
 
+fn session_ended_error() -> Box<Error> {
+    Error::explain(
+        ErrorType::Custom("session ended"),
+        "the session of this connection has ended",
+    )
+}
+
 fn client_ip(session: &Session) -> Option<String> {
     session
         .client_addr()
@@ -264,6 +289,7 @@ impl ProxyHttp for Gateway {
             renewed: None,
             outcome: "none",
             connect_attempts: 0,
+            websocket: None,
         }
     }
 
@@ -352,6 +378,40 @@ impl ProxyHttp for Gateway {
         upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
         upstream::set_forwarded_headers(upstream, client_ip(session), self.https)?;
         upstream::strip_prefix(upstream, app)
+    }
+
+    /// Every message a client sends on an open WebSocket passes here: once its session has ended
+    /// (signed out anywhere, on any instance) the connection is closed instead of forwarded.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(ws) = ctx.websocket.as_mut() {
+            if !self
+                .verifier
+                .still_live(&ws.session_id, &mut ws.last_checked, WEBSOCKET_RECHECK)
+                .await
+            {
+                return Err(session_ended_error());
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        match &ctx.websocket {
+            Some(ws) if self.verifier.known_ended(&ws.session_id) => Err(session_ended_error()),
+            _ => Ok(None),
+        }
     }
 
     async fn response_filter(

@@ -4,6 +4,7 @@
 mod instrumented;
 mod lifecycle;
 mod memory;
+mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
+pub use self::redis::{RedisStore, Revocation};
 pub use lifecycle::{Noticed, Sessions};
 pub use memory::MemoryStore;
 
@@ -117,6 +119,10 @@ impl EndReason {
             EndReason::Revoked => "revoked",
             EndReason::KeyRemoved => "key_removed",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        EndReason::ALL.into_iter().find(|r| r.as_str() == text)
     }
 
     /// The `?reason=` value of the sign-in page that explains this end.

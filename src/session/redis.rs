@@ -1,0 +1,488 @@
+//! The Redis session store: any number of gateway instances share sessions through one Redis.
+//!
+//! Layout under `key_prefix` (default `hubgate:`):
+//! - `session:<id>`  hash: user, groups (JSON), email, created_at, expires_at, last_seen (ms),
+//!   remember_me, and `token:<app>` = expiry of the newest token per app. Expires by itself a
+//!   while after the session's deadline, so nothing leaks even if no instance ever sweeps it.
+//! - `user:<name>`   set of that user's session ids (logout-all, admin revoke).
+//! - `deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
+//! - `ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
+//! - channel `revocations`: `<id> <reason>` on every end, so every instance purges its cache.
+//!
+//! Every multi-step change is one Lua script, so a change is all-or-nothing and two instances
+//! ending the same session record it once. Scripts touch keys they derive (a user's set), which
+//! is fine for standalone Redis and Sentinel, not for Redis Cluster.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tokio::sync::OnceCell;
+
+use super::{EndReason, Lookup, Session, SessionId, SessionStore, StoreError};
+use crate::time::Timestamp;
+
+/// No store call may hold a request longer than this, whatever Redis does.
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Session records outlive their deadline by this much, so the sweeper (not Redis' expiry) ends
+/// them and records why.
+const BACKSTOP: Duration = Duration::from_secs(600);
+const TOMBSTONE_SECS: u64 = 24 * 3600;
+/// Sessions ended per sweep at most; the rest wait for the next sweep.
+const SWEEP_BATCH: isize = 500;
+
+const CREATE: &str = r"
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1";
+
+// Moves last_seen forward only, then the deadline and the record's expiry with it.
+const TOUCH: &str = r"
+local current = redis.call('HGET', KEYS[1], 'last_seen')
+if not current then return 0 end
+local seen = tonumber(ARGV[2])
+if seen <= tonumber(current) then return 1 end
+redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
+local idle = tonumber(ARGV[3])
+if idle > 0 then deadline = math.min(deadline, seen + idle) end
+redis.call('ZADD', KEYS[2], deadline, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], math.max(deadline - tonumber(ARGV[5]), 0) + tonumber(ARGV[4]))
+return 1";
+
+const RECORD_TOKEN: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1";
+
+// Ends a session once: removes it, leaves the reason, tells every instance.
+const END: &str = r"
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+for i = 1, #fields, 2 do
+  if fields[i] == 'user' then redis.call('SREM', ARGV[5] .. fields[i + 1], ARGV[1]) end
+end
+redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' ' .. ARGV[2])
+return fields";
+
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn session(&self, id: &SessionId) -> String {
+        format!("{}session:{}", self.prefix, id.as_str())
+    }
+    fn user_prefix(&self) -> String {
+        format!("{}user:", self.prefix)
+    }
+    fn user(&self, user: &str) -> String {
+        format!("{}user:{user}", self.prefix)
+    }
+    fn deadlines(&self) -> String {
+        format!("{}deadlines", self.prefix)
+    }
+    fn ended(&self, id: &SessionId) -> String {
+        format!("{}ended:{}", self.prefix, id.as_str())
+    }
+    fn channel(&self) -> String {
+        format!("{}revocations", self.prefix)
+    }
+}
+
+pub struct RedisStore {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+    keys: Keys,
+    idle_timeout: Option<Duration>,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    create: Script,
+    touch: Script,
+    record_token: Script,
+    end: Script,
+}
+
+/// A session ended somewhere (possibly on another instance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub id: SessionId,
+    pub reason: EndReason,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Checks the URL only; the connection is made on first use and remade by itself after an
+    /// outage, so the gateway starts (and answers `/ready` with 503) while Redis is down.
+    pub fn new(
+        url: &str,
+        key_prefix: &str,
+        idle_timeout: Option<Duration>,
+    ) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("session.redis_url: {e}"))?;
+        Ok(RedisStore {
+            client,
+            connection: OnceCell::new(),
+            keys: Keys {
+                prefix: key_prefix.to_string(),
+            },
+            idle_timeout,
+            scripts: Scripts {
+                create: Script::new(CREATE),
+                touch: Script::new(TOUCH),
+                record_token: Script::new(RECORD_TOKEN),
+                end: Script::new(END),
+            },
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = self
+            .connection
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(Duration::from_secs(1)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+
+    /// Runs one store operation under [`OPERATION_TIMEOUT`].
+    async fn run<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(OPERATION_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {OPERATION_TIMEOUT:?}"
+                )))
+            })
+    }
+
+    fn deadline(&self, expires_at: Timestamp, last_seen: Timestamp) -> Timestamp {
+        match self.idle_timeout {
+            Some(idle) => expires_at.min(last_seen.plus(idle)),
+            None => expires_at,
+        }
+    }
+
+    fn record_ttl_ms(&self, deadline: Timestamp, now: Timestamp) -> u64 {
+        (now.until(deadline) + BACKSTOP).as_millis() as u64
+    }
+
+    async fn end_ids(
+        &self,
+        ids: Vec<SessionId>,
+        reason: EndReason,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut ended = Vec::new();
+        for id in ids {
+            if let Some(session) = self.end(&id, reason).await? {
+                ended.push(session);
+            }
+        }
+        Ok(ended)
+    }
+
+    /// A stream of revocations from every instance. Ends when the subscription is lost; the
+    /// caller then forgets what it cached and subscribes again.
+    pub async fn subscribe(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = Revocation> + Send + 'static, StoreError> {
+        let channel = self.keys.channel();
+        let mut pubsub = self
+            .run(async { self.client.get_async_pubsub().await.map_err(unavailable) })
+            .await?;
+        self.run(async { pubsub.subscribe(&channel).await.map_err(unavailable) })
+            .await?;
+        Ok(pubsub.into_on_message().filter_map(|msg| async move {
+            let payload: String = msg.get_payload().ok()?;
+            let (id, reason) = payload.split_once(' ')?;
+            Some(Revocation {
+                id: SessionId::parse(id)?,
+                reason: EndReason::parse(reason)?,
+            })
+        }))
+    }
+}
+
+fn session_from_fields(
+    id: &SessionId,
+    fields: &BTreeMap<String, String>,
+) -> Result<Session, StoreError> {
+    let get = |name: &str| {
+        fields
+            .get(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("session record without {name}")))
+    };
+    let time = |name: &str| -> Result<Timestamp, StoreError> {
+        get(name)?
+            .parse()
+            .map(Timestamp)
+            .map_err(|_| StoreError::Corrupt(format!("session record with a bad {name}")))
+    };
+    let app_tokens = fields
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix("token:")?.to_string(),
+                Timestamp(v.parse().ok()?),
+            ))
+        })
+        .collect();
+    Ok(Session {
+        id: id.clone(),
+        user: get("user")?.clone(),
+        groups: serde_json::from_str(get("groups")?)
+            .map_err(|_| StoreError::Corrupt("session record with bad groups".into()))?,
+        email: fields.get("email").cloned().unwrap_or_default(),
+        created_at: time("created_at")?,
+        expires_at: time("expires_at")?,
+        last_seen: time("last_seen")?,
+        remember_me: fields.get("remember_me").is_some_and(|v| v == "1"),
+        app_tokens,
+    })
+}
+
+fn fields_from_pairs(pairs: Vec<String>) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut iter = pairs.into_iter();
+    while let (Some(k), Some(v)) = (iter.next(), iter.next()) {
+        fields.insert(k, v);
+    }
+    fields
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn create(&self, s: &Session) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        let deadline = self.deadline(s.expires_at, s.last_seen);
+        let groups = serde_json::to_string(&s.groups).unwrap_or_else(|_| "[]".into());
+        let mut invocation = self.scripts.create.key(self.keys.session(&s.id));
+        invocation
+            .key(self.keys.user(&s.user))
+            .key(self.keys.deadlines())
+            .arg(s.id.as_str())
+            .arg(self.record_ttl_ms(deadline, now))
+            .arg(deadline.0);
+        let fields: [(&str, String); 7] = [
+            ("user", s.user.clone()),
+            ("groups", groups),
+            ("email", s.email.clone()),
+            ("created_at", s.created_at.0.to_string()),
+            ("expires_at", s.expires_at.0.to_string()),
+            ("last_seen", s.last_seen.0.to_string()),
+            (
+                "remember_me",
+                if s.remember_me { "1" } else { "0" }.to_string(),
+            ),
+        ];
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
+        self.run(async {
+            let mut conn = self.connection().await?;
+            invocation
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lookup(&self, id: &SessionId) -> Result<Lookup, StoreError> {
+        let (pairs, ended): (Vec<String>, Option<String>) = self
+            .run(async {
+                let mut conn = self.connection().await?;
+                redis::pipe()
+                    .hgetall(self.keys.session(id))
+                    .get(self.keys.ended(id))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        if !pairs.is_empty() {
+            return session_from_fields(id, &fields_from_pairs(pairs)).map(Lookup::Live);
+        }
+        Ok(match ended.as_deref().and_then(EndReason::parse) {
+            Some(reason) => Lookup::Ended(reason),
+            None => Lookup::Unknown,
+        })
+    }
+
+    async fn touch(&self, id: &SessionId, last_seen: Timestamp) -> Result<(), StoreError> {
+        let idle_ms = self.idle_timeout.map_or(0, |d| d.as_millis() as u64);
+        let mut invocation = self.scripts.touch.key(self.keys.session(id));
+        invocation
+            .key(self.keys.deadlines())
+            .arg(id.as_str())
+            .arg(last_seen.0)
+            .arg(idle_ms)
+            .arg(BACKSTOP.as_millis() as u64)
+            .arg(Timestamp::now().0);
+        self.run(async {
+            let mut conn = self.connection().await?;
+            invocation
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_token(
+        &self,
+        id: &SessionId,
+        app: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.record_token.key(self.keys.session(id));
+        invocation.arg(format!("token:{app}")).arg(expires_at.0);
+        self.run(async {
+            let mut conn = self.connection().await?;
+            invocation
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end(&self, id: &SessionId, reason: EndReason) -> Result<Option<Session>, StoreError> {
+        let mut invocation = self.scripts.end.key(self.keys.session(id));
+        invocation
+            .key(self.keys.deadlines())
+            .key(self.keys.ended(id))
+            .arg(id.as_str())
+            .arg(reason.as_str())
+            .arg(TOMBSTONE_SECS)
+            .arg(self.keys.channel())
+            .arg(self.keys.user_prefix());
+        let pairs: Option<Vec<String>> = self
+            .run(async {
+                let mut conn = self.connection().await?;
+                invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        match pairs {
+            Some(pairs) => session_from_fields(id, &fields_from_pairs(pairs)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn end_user(&self, user: &str, reason: EndReason) -> Result<Vec<Session>, StoreError> {
+        let ids: Vec<String> = self
+            .run(async {
+                let mut conn = self.connection().await?;
+                conn.smembers(self.keys.user(user))
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        self.end_ids(
+            ids.iter().filter_map(|id| SessionId::parse(id)).collect(),
+            reason,
+        )
+        .await
+    }
+
+    async fn end_all(&self, reason: EndReason) -> Result<Vec<Session>, StoreError> {
+        let ids: Vec<String> = self
+            .run(async {
+                let mut conn = self.connection().await?;
+                conn.zrange(self.keys.deadlines(), 0, -1)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        self.end_ids(
+            ids.iter().filter_map(|id| SessionId::parse(id)).collect(),
+            reason,
+        )
+        .await
+    }
+
+    async fn stale(
+        &self,
+        now: Timestamp,
+        idle_timeout: Option<Duration>,
+    ) -> Result<Vec<(SessionId, EndReason)>, StoreError> {
+        let ids: Vec<String> = self
+            .run(async {
+                let mut conn = self.connection().await?;
+                conn.zrangebyscore_limit(self.keys.deadlines(), "-inf", now.0, 0, SWEEP_BATCH)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        let mut stale = Vec::new();
+        for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
+            match self.lookup(&id).await? {
+                Lookup::Live(session) => {
+                    if let Some(reason) =
+                        session.limit_reached(session.last_seen, idle_timeout, now)
+                    {
+                        stale.push((id, reason));
+                    }
+                }
+                // Expired by Redis itself (the backstop) or already ended: just drop the entry.
+                _ => {
+                    let _: Result<(), StoreError> = self
+                        .run(async {
+                            let mut conn = self.connection().await?;
+                            conn.zrem(self.keys.deadlines(), id.as_str())
+                                .await
+                                .map_err(unavailable)
+                        })
+                        .await;
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(async {
+            let mut conn = self.connection().await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
