@@ -57,6 +57,7 @@ pub async fn upstream(name: &str) -> SocketAddr {
 }
 
 /// An app entry for the test config.
+#[derive(Clone)]
 pub struct App {
     pub name: String,
     pub upstreams: Vec<SocketAddr>,
@@ -90,7 +91,7 @@ impl App {
 }
 
 /// Config sections a test changes; everything else takes the test defaults.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Setup {
     pub hub: String,
     pub session: String,
@@ -545,4 +546,135 @@ pub fn raw_request(port: u16, request: &[u8]) -> u16 {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0)
+}
+
+/// A private `redis-server` on a free port, stopped when dropped. Nothing is saved to disk.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts it again on the same port (after [`Redis::stop`]); its data is gone.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/install-deps.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.command(&["PING"]).is_some_and(|r| r.contains("PONG")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs one command with redis-cli-free plain RESP over TCP; returns the raw reply.
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut request = format!("*{}\r\n", args.len());
+        for a in args {
+            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = stream.read(&mut buf).ok()?;
+            reply.extend_from_slice(&buf[..n]);
+            if n == 0 || reply.ends_with(b"\r\n") {
+                break;
+            }
+        }
+        Some(String::from_utf8_lossy(&reply).into_owned())
+    }
+
+    /// Calls per command from `INFO commandstats`, e.g. {"hgetall": 3, "evalsha": 2}.
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let info = self.command(&["INFO", "commandstats"]).unwrap_or_default();
+        info.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("cmdstat_")?;
+                let (name, stats) = rest.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_string(), calls))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Setup {
+    /// Shares sessions through `redis`, with a fixed signing key so instances agree.
+    pub fn with_redis(self, redis: &Redis) -> Self {
+        self.session(&format!(
+            "store = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"test:\"",
+            redis.url()
+        ))
+    }
+}
+
+/// A base64url 32-byte key made of one repeated byte: fixed, so several gateways share it.
+pub fn fixed_key(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([byte; 32])
+}
+
+impl Browser {
+    /// The same cookies, talking to another gateway instance (as behind a load balancer).
+    pub fn on(&self, gateway: &Gateway) -> Browser {
+        let mut other = Browser::new(gateway.url(""));
+        other.jar = self.jar.clone();
+        other.accept = self.accept;
+        other
+    }
 }

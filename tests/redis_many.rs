@@ -1,0 +1,331 @@
+//! Many instances sharing one Redis: sessions valid everywhere, sign-out and admin revoke
+//! effective everywhere at once, surviving a Redis outage and a gateway restart.
+
+mod common;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const ADMIN_TOKEN: &str = "redis-test-admin-token-0123";
+
+fn keys(ids: &[(&str, u8)]) -> String {
+    ids.iter()
+        .map(|(id, byte)| {
+            format!(
+                "[[tokens.keys]]\nid = \"{id}\"\nsecret = \"{}\"\n",
+                fixed_key(*byte)
+            )
+        })
+        .collect()
+}
+
+async fn shared_setup(redis: &Redis, extra_session: &str) -> Setup {
+    Setup::default()
+        .app(App::new("one", upstream("one").await))
+        .with_redis(redis)
+        .session(extra_session)
+        .tokens(&keys(&[("k1", 1)]))
+        .env("HUBGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+}
+
+async fn refused_within(browser: &mut Browser, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if browser.get("/apps/one/x").await.status == 401 {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_made_on_one_instance_works_on_another_and_sign_out_reaches_both_at_once() {
+    let redis = Redis::start();
+    let setup = shared_setup(&redis, "cache_ttl = \"5m\"").await;
+    let (a, b) = (setup.clone().start(), setup.start());
+
+    let mut on_a = a.browser();
+    on_a.sign_in_and_open("alice", ALICE_PASSWORD, "one").await;
+    on_a.accept = JSON;
+    let mut on_b = on_a.on(&b);
+    assert_eq!(
+        on_b.get("/apps/one/x").await.json()["headers"]["x-forwarded-user"],
+        "alice"
+    );
+    // Both instances now hold the verification in their caches.
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    assert!(
+        a.metric_reaches("hubgate_auth_cache_lookups_total{result=\"hit\"}", 2.0)
+            .await
+            >= 2.0
+    );
+
+    let mut sign_out = on_b.on(&b);
+    sign_out.accept = HTML;
+    let out = sign_out.get("/hub/logout").await;
+    assert_eq!(out.status, 302);
+    let delay = refused_within(&mut on_a, Duration::from_secs(2))
+        .await
+        .expect("instance A refuses the old cookies");
+    println!("sign-out on B refused on A after {delay:?} (including one request round trip)");
+    assert_eq!(
+        on_a.get("/apps/one/x").await.json()["reason"],
+        "session_revoked"
+    );
+    assert_eq!(
+        on_b.get("/apps/one/x").await.json()["reason"],
+        "session_revoked"
+    );
+    assert_eq!(
+        a.metric_reaches("hubgate_revocations_received_total", 1.0)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_revoke_on_one_instance_ends_the_session_on_the_other() {
+    let redis = Redis::start();
+    let setup = shared_setup(&redis, "").await;
+    let (a, b) = (setup.clone().start(), setup.start());
+    let mut on_b = b.browser();
+    on_b.sign_in_and_open("alice", ALICE_PASSWORD, "one").await;
+    on_b.accept = JSON;
+    assert_eq!(on_b.get("/apps/one/x").await.status, 200);
+    let revoked: serde_json::Value = reqwest::Client::new()
+        .post(a.url("/hub/api/admin/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(r#"{"user":"alice"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revoked, serde_json::json!({"revoked": 1}));
+    assert!(refused_within(&mut on_b, Duration::from_secs(2))
+        .await
+        .is_some());
+    assert_eq!(
+        on_b.get("/apps/one/x").await.json()["reason"],
+        "session_revoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_outage_is_survived_and_recovered_from_without_restarts() {
+    let mut redis = Redis::start();
+    let gw = shared_setup(&redis, "on_store_error = \"deny\"")
+        .await
+        .start();
+    let mut browser = gw.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    browser.accept = JSON;
+    assert_eq!(browser.get("/apps/one/x").await.status, 200);
+
+    redis.stop();
+    let ready = browser.get("/hub/ready").await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{}",
+        ready.body
+    );
+    // deny: nothing the cache cannot vouch for, and a deaf instance's cache vouches for nothing.
+    let started = Instant::now();
+    let during = browser.get("/apps/one/x").await;
+    assert_eq!(
+        (during.status, during.json()["error"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no request hangs: {:?}",
+        started.elapsed()
+    );
+    let mut newcomer = gw.browser();
+    let sign_in = newcomer.sign_in_to("bob", BOB_PASSWORD, false, "/").await;
+    assert_eq!(sign_in.status, 503);
+    assert!(sign_in.body.contains("Sign-in is temporarily unavailable"));
+    assert!(gw.metric("hubgate_store_errors_total{op=\"lookup\"}").await >= 1.0);
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.get("/hub/ready").await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not reconnect to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The restarted Redis kept nothing, so the old session is unknown; signing in works again.
+    assert_eq!(
+        browser.get("/apps/one/x").await.json()["reason"],
+        "session_revoked"
+    );
+    let mut again = gw.browser();
+    again.sign_in_and_open("bob", BOB_PASSWORD, "one").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_cached_keeps_cached_sessions_working_through_an_outage() {
+    let mut redis = Redis::start();
+    let gw = shared_setup(
+        &redis,
+        "on_store_error = \"allow_cached\"\ncache_ttl = \"5m\"",
+    )
+    .await
+    .start();
+    let mut browser = gw.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    browser.accept = JSON;
+    assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        browser.get("/apps/one/x").await.status,
+        200,
+        "cached: still admitted"
+    );
+    let mut newcomer = gw.browser();
+    assert_eq!(
+        newcomer
+            .sign_in_to("bob", BOB_PASSWORD, false, "/")
+            .await
+            .status,
+        503
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_survive_a_gateway_restart_and_key_rotation_logs_nobody_out() {
+    let redis = Redis::start();
+    let base = shared_setup(&redis, "").await;
+    let mut first = base.clone().start();
+    let mut browser = first.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    browser.accept = JSON;
+    assert_eq!(first.stop(), Some(0), "SIGTERM exits 0");
+
+    // Restarted with a new first key: the old token (k1) still verifies.
+    let mut rotated_setup = base.clone();
+    rotated_setup.tokens = keys(&[("k2", 2), ("k1", 1)]);
+    let mut rotated = rotated_setup.start();
+    let mut on_rotated = browser.on(&rotated);
+    assert_eq!(on_rotated.get("/apps/one/x").await.status, 200);
+    // Signing in anew issues k2 tokens.
+    let mut fresh = rotated.browser();
+    fresh.sign_in_and_open("bob", BOB_PASSWORD, "one").await;
+    fresh.accept = JSON;
+    assert_eq!(rotated.stop(), Some(0));
+
+    // k1 removed: alice's k1 token is refused with key_removed; bob's k2 token still works.
+    let mut removed_setup = base;
+    removed_setup.tokens = keys(&[("k2", 2)]);
+    let removed = removed_setup.start();
+    let mut alice = on_rotated.on(&removed);
+    let page = alice.get("/apps/one/x").await;
+    assert_eq!(
+        (page.status, page.json()["reason"].as_str()),
+        (401, Some("key_removed")),
+        "{}",
+        page.body
+    );
+    let mut bob = fresh.on(&removed);
+    assert_eq!(bob.get("/apps/one/x").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_websocket_carries_nothing_after_sign_out_on_another_instance() {
+    let redis = Redis::start();
+    let setup = shared_setup(&redis, "").await;
+    let (a, b) = (setup.clone().start(), setup.start());
+    let mut browser = a.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    let mut request = format!("ws://127.0.0.1:{}/apps/one/ws", a.port)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        browser
+            .cookie_header("/apps/one/ws")
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    socket.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        socket
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "before"
+    );
+
+    let mut on_b = browser.on(&b);
+    assert_eq!(on_b.get("/hub/logout").await.status, 302);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let _ = socket.send(Message::text("after")).await;
+    let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the socket is closed, not left hanging");
+    assert!(
+        !matches!(&next, Some(Ok(Message::Text(t))) if t.as_str() == "after"),
+        "message carried after sign-out: {next:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_requests_send_no_command_to_redis() {
+    let redis = Redis::start();
+    let gw = shared_setup(&redis, "cache_ttl = \"5m\"\nidle_timeout = \"30m\"")
+        .await
+        .start();
+    let mut browser = gw.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    browser.accept = JSON;
+    assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = redis.command_calls();
+    for _ in 0..200 {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut after = redis.command_calls();
+    // The INFO call that took `before` is the only new command; the sweeper's periodic ZRANGEBYSCORE
+    // is not caused by requests, so it is left out too.
+    after.remove("info");
+    after.remove("zrangebyscore");
+    let caused: u64 = after
+        .iter()
+        .map(|(cmd, n)| n - before.get(cmd).copied().unwrap_or(0))
+        .sum();
+    println!("Redis commands caused by 200 cached requests: {caused} (before {before:?}, after {after:?})");
+    assert_eq!(caused, 0);
+}
