@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use tokio::sync::OnceCell;
 
 use super::{EndReason, Lookup, Session, SessionId, SessionStore, StoreError};
@@ -191,13 +191,36 @@ impl RedisStore {
         (now.until(deadline) + BACKSTOP).as_millis() as u64
     }
 
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.run(async {
+            let mut conn = self.connection().await?;
+            invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+        self.run(async {
+            let mut conn = self.connection().await?;
+            command.query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Ends each of `ids` (skipping malformed ones), returning those this call ended.
     async fn end_ids(
         &self,
-        ids: Vec<SessionId>,
+        ids: Vec<String>,
         reason: EndReason,
     ) -> Result<Vec<Session>, StoreError> {
         let mut ended = Vec::new();
-        for id in ids {
+        for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
             if let Some(session) = self.end(&id, reason).await? {
                 ended.push(session);
             }
@@ -306,27 +329,17 @@ impl SessionStore for RedisStore {
         for (name, value) in fields {
             invocation.arg(name).arg(value);
         }
-        self.run(async {
-            let mut conn = self.connection().await?;
-            invocation
-                .invoke_async::<i64>(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     async fn lookup(&self, id: &SessionId) -> Result<Lookup, StoreError> {
+        // One round trip: the record, and why it ended if it did.
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.keys.session(id)).get(self.keys.ended(id));
         let (pairs, ended): (Vec<String>, Option<String>) = self
             .run(async {
                 let mut conn = self.connection().await?;
-                redis::pipe()
-                    .hgetall(self.keys.session(id))
-                    .get(self.keys.ended(id))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
+                pipe.query_async(&mut conn).await.map_err(unavailable)
             })
             .await?;
         if !pairs.is_empty() {
@@ -348,15 +361,7 @@ impl SessionStore for RedisStore {
             .arg(idle_ms)
             .arg(BACKSTOP.as_millis() as u64)
             .arg(Timestamp::now().0);
-        self.run(async {
-            let mut conn = self.connection().await?;
-            invocation
-                .invoke_async::<i64>(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     async fn record_token(
@@ -367,15 +372,7 @@ impl SessionStore for RedisStore {
     ) -> Result<(), StoreError> {
         let mut invocation = self.scripts.record_token.key(self.keys.session(id));
         invocation.arg(format!("token:{app}")).arg(expires_at.0);
-        self.run(async {
-            let mut conn = self.connection().await?;
-            invocation
-                .invoke_async::<i64>(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     async fn end(&self, id: &SessionId, reason: EndReason) -> Result<Option<Session>, StoreError> {
@@ -388,16 +385,7 @@ impl SessionStore for RedisStore {
             .arg(TOMBSTONE_SECS)
             .arg(self.keys.channel())
             .arg(self.keys.user_prefix());
-        let pairs: Option<Vec<String>> = self
-            .run(async {
-                let mut conn = self.connection().await?;
-                invocation
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
-        match pairs {
+        match self.invoke::<Option<Vec<String>>>(&invocation).await? {
             Some(pairs) => session_from_fields(id, &fields_from_pairs(pairs)).map(Some),
             None => Ok(None),
         }
@@ -405,34 +393,21 @@ impl SessionStore for RedisStore {
 
     async fn end_user(&self, user: &str, reason: EndReason) -> Result<Vec<Session>, StoreError> {
         let ids: Vec<String> = self
-            .run(async {
-                let mut conn = self.connection().await?;
-                conn.smembers(self.keys.user(user))
-                    .await
-                    .map_err(unavailable)
-            })
+            .query(redis::cmd("SMEMBERS").arg(self.keys.user(user)))
             .await?;
-        self.end_ids(
-            ids.iter().filter_map(|id| SessionId::parse(id)).collect(),
-            reason,
-        )
-        .await
+        self.end_ids(ids, reason).await
     }
 
     async fn end_all(&self, reason: EndReason) -> Result<Vec<Session>, StoreError> {
         let ids: Vec<String> = self
-            .run(async {
-                let mut conn = self.connection().await?;
-                conn.zrange(self.keys.deadlines(), 0, -1)
-                    .await
-                    .map_err(unavailable)
-            })
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.deadlines())
+                    .arg(0)
+                    .arg(-1),
+            )
             .await?;
-        self.end_ids(
-            ids.iter().filter_map(|id| SessionId::parse(id)).collect(),
-            reason,
-        )
-        .await
+        self.end_ids(ids, reason).await
     }
 
     async fn stale(
@@ -440,14 +415,15 @@ impl SessionStore for RedisStore {
         now: Timestamp,
         idle_timeout: Option<Duration>,
     ) -> Result<Vec<(SessionId, EndReason)>, StoreError> {
-        let ids: Vec<String> = self
-            .run(async {
-                let mut conn = self.connection().await?;
-                conn.zrangebyscore_limit(self.keys.deadlines(), "-inf", now.0, 0, SWEEP_BATCH)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
+        let due = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.deadlines())
+            .arg("-inf")
+            .arg(now.0)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(SWEEP_BATCH)
+            .clone();
+        let ids: Vec<String> = self.query(&due).await?;
         let mut stale = Vec::new();
         for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
             match self.lookup(&id).await? {
@@ -459,30 +435,20 @@ impl SessionStore for RedisStore {
                     }
                 }
                 // Expired by Redis itself (the backstop) or already ended: just drop the entry.
-                _ => {
-                    let _: Result<(), StoreError> = self
-                        .run(async {
-                            let mut conn = self.connection().await?;
-                            conn.zrem(self.keys.deadlines(), id.as_str())
-                                .await
-                                .map_err(unavailable)
-                        })
-                        .await;
-                }
+                _ => self
+                    .query::<i64>(
+                        redis::cmd("ZREM")
+                            .arg(self.keys.deadlines())
+                            .arg(id.as_str()),
+                    )
+                    .await
+                    .map(drop)?,
             }
         }
         Ok(stale)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(async {
-            let mut conn = self.connection().await?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
     }
 }
