@@ -98,7 +98,7 @@ fn check(path: &Path) -> ExitCode {
     for warning in &config.warnings {
         println!("warning: {warning}");
     }
-    for note in not_yet_implemented(&config) {
+    for note in notes_on(&config) {
         println!("note: {note}");
     }
     println!(
@@ -112,9 +112,8 @@ fn check(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Keys that are accepted and validated but whose behaviour a later version brings: said out loud,
-/// never silently ignored.
-pub fn not_yet_implemented(config: &Config) -> Vec<String> {
+/// Keys that are accepted but have no effect in this setup: said out loud, never silently ignored.
+pub fn notes_on(config: &Config) -> Vec<String> {
     let mut notes = Vec::new();
     if config.session.on_store_error == config::OnStoreError::AllowCached
         && config.session.store == config::StoreKind::Memory

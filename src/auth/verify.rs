@@ -242,12 +242,11 @@ impl Verifier {
         ) else {
             return refuse(Reason::SessionMismatch);
         };
-        let recent = self.cache.last_seen(&id).unwrap_or_default();
         let noticed = Noticed {
             app: Some(req.app),
             path: Some(req.path),
         };
-        let session = match self.sessions.live(&id, recent, now, noticed).await {
+        let session = match self.sessions.live(&id, now, noticed).await {
             Ok(Ok(session)) => session,
             Ok(Err(reason)) => return refuse(Reason::from_end(reason)),
             Err(_) => {

@@ -174,7 +174,6 @@ impl Hub {
         self.sessions
             .live(
                 &id,
-                Timestamp::default(),
                 now,
                 Noticed {
                     app: None,

@@ -49,11 +49,11 @@ impl Sessions {
     }
 
     /// Looks a session up and ends it on the spot if it has passed a limit, so a caller sees
-    /// either a live session or the reason it is not.
+    /// either a live session or the reason it is not. Idleness is judged with the newest activity
+    /// known: the store's, or this instance's if it has not been written yet.
     pub async fn live(
         &self,
         id: &SessionId,
-        recent_activity: Timestamp,
         now: Timestamp,
         noticed: Noticed<'_>,
     ) -> Result<Result<Session, Option<EndReason>>, StoreError> {
@@ -62,6 +62,7 @@ impl Sessions {
             Lookup::Ended(reason) => return Ok(Err(Some(reason))),
             Lookup::Unknown => return Ok(Err(None)),
         };
+        let recent_activity = self.cache.last_seen(id).unwrap_or_default();
         match session.limit_reached(recent_activity, self.idle_timeout, now) {
             None => Ok(Ok(session)),
             Some(reason) => {
