@@ -9,6 +9,7 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the TLS test makes a certificate
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the tests start their own
 
 if ((${#missing[@]})); then

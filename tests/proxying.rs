@@ -234,3 +234,26 @@ async fn a_websocket_echoes_through_the_gateway_for_a_signed_in_user_only() {
     let refused = tokio_tungstenite::connect_async(url.as_str()).await;
     assert!(refused.is_err(), "a socket without cookies must be refused");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_tls_configured_the_gateway_serves_https_and_cookies_are_secure() {
+    let mut setup = Setup::default().app(App::new("one", upstream("one").await));
+    setup.tls = true;
+    let gw = setup.start();
+    let head = curl_head(&format!("https://127.0.0.1:{}/hub/login", gw.port));
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/2 200"),
+        "{head}"
+    );
+    let csrf_cookie = head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: hubgate-csrf=")
+        })
+        .expect("a cookie");
+    assert!(
+        csrf_cookie.contains("; Secure"),
+        "https public_url: Secure by default: {csrf_cookie}"
+    );
+}

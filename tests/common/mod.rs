@@ -99,6 +99,8 @@ pub struct Setup {
     pub cookies: String,
     pub apps: Vec<App>,
     pub env: Vec<(String, String)>,
+    /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
+    pub tls: bool,
 }
 
 impl Setup {
@@ -145,14 +147,21 @@ impl Gateway {
         let port = free_port();
         let metrics_port = free_port();
         let apps: String = setup.apps.iter().map(App::toml).collect();
+        let (scheme, tls) = if setup.tls {
+            self_signed_certificate(dir.path());
+            ("https", "tls = { cert = \"cert.pem\", key = \"key.pem\" }")
+        } else {
+            ("http", "")
+        };
         let config = format!(
             r#"
 [server]
 listen = "127.0.0.1:{port}"
 metrics_listen = "127.0.0.1:{metrics_port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{scheme}://127.0.0.1:{port}"
 threads = 2
 shutdown_grace = "1s"
+{tls}
 
 [hub]
 users_file = "users.toml"
@@ -255,6 +264,46 @@ users_file = "users.toml"
         unsafe_kill(self.child.id(), "TERM");
         self.child.wait().ok().and_then(|s| s.code())
     }
+}
+
+fn self_signed_certificate(dir: &std::path::Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl could not make a certificate");
+}
+
+/// `curl` for what reqwest is not built for here (HTTPS with a self-signed certificate): returns
+/// the response head.
+pub fn curl_head(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-k", "-s", "-o", "/dev/null", "-D", "-", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
