@@ -209,7 +209,10 @@ fn read_tokens(
     let renew_min_interval = s.duration("renew_min_interval", MINUTE);
     let expose_new_token_header = s.bool("expose_new_token_header", false);
     let mut keys: Vec<SigningKey> = Vec::new();
-    for mut k in s.array_of_tables("keys") {
+    let entries = s.array_of_tables("keys");
+    // Keys were configured (even if some are wrong, which is reported on its own): none is made up.
+    let keys_generated = entries.is_empty();
+    for mut k in entries {
         let id = k.string("id", "");
         if id.is_empty()
             || !id
@@ -229,9 +232,12 @@ fn read_tokens(
             keys.push(SigningKey { id, secret });
         }
     }
-    let keys_generated = keys.is_empty();
-    if keys.is_empty() {
+    if keys_generated {
         warnings.push("tokens.keys: no keys configured, a random key is made at start: every session ends when the process stops".into());
+    }
+    // Never empty: the key ring needs a signing key (configured entries that were all wrong are
+    // reported as errors, so this stand-in is never served).
+    if keys.is_empty() {
         keys.push(SigningKey {
             id: "generated".into(),
             secret: crate::auth::tokens::random_secret(),
