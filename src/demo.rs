@@ -45,6 +45,15 @@ async fn echo(
             return ws.on_upgrade(echo_socket);
         }
     }
+    // `?delay_ms=N` answers late (at most 10 s): lets tests keep a request in flight.
+    if let Some(delay) = request
+        .uri()
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "delay_ms"))
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(delay.min(10_000))).await;
+    }
     let headers = request.headers();
     let seen = Seen::from(&demo.name, &request, headers);
     let wants_html = headers

@@ -22,6 +22,7 @@ use crate::auth::verify::Verifier;
 use crate::config::{Config, OnStoreError, StoreKind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
 use crate::session::{MemoryStore, RedisStore, SessionStore, Sessions};
@@ -102,6 +103,7 @@ pub fn run(config: Config) -> Result<(), String> {
         verifier,
         metrics.clone(),
     );
+    let in_flight = gateway.in_flight.clone();
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hubgate");
     let listen = config.server.listen.to_string();
@@ -126,19 +128,21 @@ pub fn run(config: Config) -> Result<(), String> {
 
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin, apps = config.apps.len(), "hubgate serving");
     server.run(RunArgs {
-        shutdown_signal: Box::new(StopOnSignal),
+        shutdown_signal: Box::new(StopOnSignal {
+            in_flight,
+            grace: config.server.shutdown_grace,
+        }),
     });
     tracing::info!("hubgate stopped");
     Ok(())
 }
 
 fn server_conf(config: &Config) -> ServerConf {
-    let grace = config.server.shutdown_grace;
     ServerConf {
         threads: config.server.threads,
-        // Pingora waits the whole grace period after SIGTERM; derive it from our config (its own
-        // default is 300 s).
-        grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
+        // Pingora would sleep its whole grace period (default 300 s) after a stop signal; the
+        // signal watch below waits for in-flight requests instead, at most `shutdown_grace`.
+        grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
         upgrade_sock: std::env::temp_dir()
             .join(format!("hubgate-upgrade-{}.sock", std::process::id()))
@@ -148,8 +152,12 @@ fn server_conf(config: &Config) -> ServerConf {
     }
 }
 
-/// SIGTERM and SIGINT both stop gracefully: stop accepting, let in-flight requests finish.
-struct StopOnSignal;
+/// SIGTERM and SIGINT both stop gracefully: in-flight requests may finish, for at most
+/// `shutdown_grace`, then the listeners close and the process exits 0.
+struct StopOnSignal {
+    in_flight: InFlight,
+    grace: Duration,
+}
 
 #[async_trait]
 impl ShutdownSignalWatch for StopOnSignal {
@@ -165,6 +173,15 @@ impl ShutdownSignalWatch for StopOnSignal {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received, stopping gracefully"),
             _ = int.recv() => tracing::info!("SIGINT received, stopping gracefully"),
+        }
+        let waiting = self.in_flight.count();
+        if !self.in_flight.drained(self.grace).await {
+            tracing::warn!(
+                unfinished = self.in_flight.count(),
+                "shutdown_grace ran out; stopping with requests in flight"
+            );
+        } else if waiting > 0 {
+            tracing::info!(finished = waiting, "in-flight requests finished");
         }
         ShutdownSignal::GracefulTerminate
     }

@@ -3,6 +3,7 @@
 //! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
 
 pub mod answer;
+pub mod in_flight;
 pub mod routes;
 mod upstream;
 
@@ -34,6 +35,7 @@ const MAX_HUB_BODY: usize = 64 * 1024;
 const WEBSOCKET_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Gateway {
+    pub in_flight: in_flight::InFlight,
     pub router: Router,
     pub hub: Hub,
     pub verifier: Verifier,
@@ -53,6 +55,7 @@ pub struct RequestCtx {
     renewed: Option<RenewedToken>,
     outcome: &'static str,
     connect_attempts: usize,
+    _in_flight: in_flight::InFlightGuard,
     /// For an admitted WebSocket: its session, watched for as long as the socket is open.
     websocket: Option<WebSocketWatch>,
 }
@@ -71,6 +74,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
+            in_flight: in_flight::InFlight::default(),
             router,
             hub,
             verifier,
@@ -290,6 +294,7 @@ impl ProxyHttp for Gateway {
             outcome: "none",
             connect_attempts: 0,
             websocket: None,
+            _in_flight: self.in_flight.enter(),
         }
     }
 
