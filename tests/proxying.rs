@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -209,23 +208,16 @@ async fn a_websocket_echoes_through_the_gateway_for_a_signed_in_user_only() {
         .await;
     let url = format!("ws://127.0.0.1:{}/apps/one/ws", gw.port);
 
-    let mut request = url.as_str().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "cookie",
-        browser
-            .cookie_header("/apps/one/ws")
-            .unwrap()
-            .parse()
-            .unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket through the gateway");
+    let cookie = browser.cookie_header("/apps/one/ws").unwrap();
+    let mut socket = open_echoing_websocket(&url, Some(&cookie)).await;
     socket
         .send(Message::text("hello through hubgate"))
         .await
         .unwrap();
-    let echoed = socket.next().await.unwrap().unwrap();
+    let echoed = match socket.next().await {
+        Some(Ok(message)) => message,
+        other => panic!("no echo ({other:?}); gateway log:\n{}", gw.log_text()),
+    };
     assert_eq!(
         echoed.into_text().unwrap().as_str(),
         "hello through hubgate"

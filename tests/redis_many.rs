@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const ADMIN_TOKEN: &str = "redis-test-admin-token-0123";
@@ -266,20 +265,9 @@ async fn an_open_websocket_carries_nothing_after_sign_out_on_another_instance() 
     browser
         .sign_in_and_open("alice", ALICE_PASSWORD, "one")
         .await;
-    let mut request = format!("ws://127.0.0.1:{}/apps/one/ws", a.port)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "cookie",
-        browser
-            .cookie_header("/apps/one/ws")
-            .unwrap()
-            .parse()
-            .unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket");
+    let url = format!("ws://127.0.0.1:{}/apps/one/ws", a.port);
+    let cookie = browser.cookie_header("/apps/one/ws").unwrap();
+    let mut socket = open_echoing_websocket(&url, Some(&cookie)).await;
     socket.send(Message::text("before")).await.unwrap();
     assert_eq!(
         socket
