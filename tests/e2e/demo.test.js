@@ -52,6 +52,15 @@ describe('the demo in Chromium', () => {
     await screenshot(pageA, 'sign-in');
   });
 
+  test('1. app B\'s public path opens without signing in', async () => {
+    const page = await context.newPage();
+    await page.goto(`${appUrl(APP_B)}public/`);
+    assert.equal(page.url(), `${appUrl(APP_B)}public/`);
+    assert.equal(await page.locator('#app-name').innerText(), APP_B);
+    assert.equal(await page.locator('#x-forwarded-user').innerText(), '(not sent)');
+    await page.close();
+  });
+
   test('1. signing in without "remember me" lands on app A', async () => {
     await signIn(pageA, 'alice');
     assert.equal(pageA.url(), appUrl(APP_A));
@@ -142,7 +151,11 @@ describe('the demo in Chromium', () => {
   });
 
   test('4. a WebSocket from app A\'s page carries a message through the gateway', async () => {
-    await pageA.locator('#ws-status', { hasText: 'open' }).waitFor();
+    const status = pageA.locator('#ws-status');
+    await status.filter({ hasText: /open|closed/ }).waitFor();
+    // Pingora can tear an upgraded connection down right after its 101 when the upstream answers
+    // fast (cloudflare/pingora#946); say so rather than time out if that is what happened.
+    assert.equal(await status.innerText(), 'open', 'the WebSocket closed right after it opened');
     await pageA.locator('#ws-message').fill('hello through the gateway');
     await pageA.locator('#ws-send').click();
     await pageA.locator('#ws-log li', { hasText: '← hello through the gateway' }).waitFor({ timeout: 5000 });
@@ -225,7 +238,7 @@ describe('the demo in Chromium', () => {
       assert.equal(await bannerText(page), 'Wrong user name or password.');
       await screenshot(page, 'wrong-password-phone');
       await signIn(page, 'alice');
-      await page.locator('#ws-status', { hasText: 'open' }).waitFor();
+      await page.locator('#ws-status', { hasText: /open|closed/ }).waitFor();
       await screenshot(page, 'app-phone');
       await page.goto(`${gateway.url}/hub/session`);
       await screenshot(page, 'session-phone');
