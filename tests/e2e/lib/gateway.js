@@ -37,6 +37,12 @@ export async function freePort() {
   throw new Error('no free loopback port found');
 }
 
+// A test file that crashes must not leave a gateway listening behind it.
+const running = new Set();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 function toml(value) {
   return JSON.stringify(value);
 }
@@ -95,7 +101,13 @@ ${appBlocks.join('\n\n')}
   const log = openSync(logPath, 'w');
   const args = demo ? ['demo', '-c', configPath] : ['-c', configPath];
   const child = spawn(BINARY, args, { stdio: ['ignore', log, log] });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  running.add(child);
+  const exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
   const gateway = {
     url,
