@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs every check: formatting, clippy, unit and integration tests.
+# Installs what is missing, then runs every check: formatting, clippy, unit and integration tests,
+# and the end-to-end suite in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+scripts/e2e.sh

@@ -1,6 +1,7 @@
 //! Two small demo upstreams for `hubgate demo` (and the tests): each answers with what it received
 //! from the gateway — the identity headers and the cookies that reached it — and echoes WebSocket
-//! messages on any path ending in `/ws`.
+//! messages on any path ending in `/ws`. Its HTML page keeps such a WebSocket open, so a newcomer
+//! (and the browser tests) can see one pass through the gateway.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -129,18 +130,18 @@ impl Seen {
 
     fn page(&self) -> String {
         let rows: String = [
-            "x-forwarded-user",
-            "x-forwarded-groups",
-            "x-forwarded-email",
-            "x-forwarded-for",
-            "x-forwarded-proto",
-            "x-forwarded-host",
+            ("x-forwarded-user", "X-Forwarded-User"),
+            ("x-forwarded-groups", "X-Forwarded-Groups"),
+            ("x-forwarded-email", "X-Forwarded-Email"),
+            ("x-forwarded-for", "X-Forwarded-For"),
+            ("x-forwarded-proto", "X-Forwarded-Proto"),
+            ("x-forwarded-host", "X-Forwarded-Host"),
         ]
         .iter()
-        .map(|h| {
+        .map(|(id, name)| {
             format!(
-                "<tr><th>{h}</th><td id=\"{h}\">{}</td></tr>",
-                esc(self.header(h))
+                "<tr><th>{name}</th><td id=\"{id}\">{}</td></tr>",
+                esc(self.header(id))
             )
         })
         .collect();
@@ -148,21 +149,79 @@ impl Seen {
         format!(
             r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{app} · demo app</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f6f7fb;color:#1d2433}}main{{max-width:46rem;margin:0 auto;padding:2rem 1.25rem}}
-h1{{margin:.2rem 0 1rem}}.card{{background:#fff;border:1px solid #d9dee8;border-radius:.8rem;padding:1.25rem;margin-bottom:1rem}}
-table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.4rem;border-bottom:1px solid #eef0f5;overflow-wrap:anywhere}}th{{color:#5b6475;font-weight:600;width:40%}}
-code{{background:#eef0f5;padding:.1rem .3rem;border-radius:.3rem;overflow-wrap:anywhere}}nav a{{margin-right:1rem}}.pill{{display:inline-block;background:#2f5bea;color:#fff;border-radius:1rem;padding:.1rem .7rem;font-size:.85rem}}</style></head>
+<style>
+*{{box-sizing:border-box}}body{{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7fb;color:#1d2433}}
+main{{max-width:46rem;margin:0 auto;padding:2rem 1.25rem 3rem}}h1{{margin:.35rem 0 .25rem;font-size:2rem;line-height:1.2}}
+h2{{font-size:1.05rem;margin:0 0 .75rem}}.lead{{color:#5b6475;margin:0 0 1rem}}
+.card{{background:#fff;border:1px solid #d9dee8;border-radius:.8rem;padding:1.25rem;margin-bottom:1rem}}
+table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.45rem .4rem;border-bottom:1px solid #eef0f5;overflow-wrap:anywhere;vertical-align:top}}
+th{{color:#5b6475;font-weight:600;width:42%;font-size:.9rem}}tr:last-child th,tr:last-child td{{border-bottom:0}}
+code{{background:#eef0f5;padding:.1rem .3rem;border-radius:.3rem;overflow-wrap:anywhere}}.note{{color:#5b6475;font-size:.92rem;margin:.75rem 0 0}}
+nav{{display:flex;flex-wrap:wrap;gap:.5rem;margin:0 0 1.25rem}}nav a{{padding:.45rem .85rem;border-radius:.5rem;border:1px solid #d9dee8;background:#fff;color:#1d2433;text-decoration:none;font-weight:600;font-size:.92rem}}
+nav a:hover{{border-color:#2f5bea}}.pill{{display:inline-block;background:#2f5bea;color:#fff;border-radius:1rem;padding:.1rem .7rem;font-size:.85rem}}
+form{{display:flex;gap:.5rem}}input{{flex:1;min-width:0;font:inherit;padding:.5rem .65rem;border:1px solid #d9dee8;border-radius:.5rem}}
+button{{font:inherit;font-weight:600;padding:.5rem 1rem;border:0;border-radius:.5rem;background:#2f5bea;color:#fff;cursor:pointer}}
+#ws-log{{list-style:none;padding:0;margin:.75rem 0 0;font-family:ui-monospace,monospace;font-size:.9rem}}#ws-log li{{padding:.2rem 0;overflow-wrap:anywhere}}
+.status{{display:inline-block;font-size:.85rem;font-weight:600;border-radius:1rem;padding:0 .6rem;background:#eef0f5}}.status.open{{background:#e8f5ee;color:#1e6b3c}}.status.closed{{background:#fdecec;color:#9b1c1c}}
+@media (max-width:30rem){{h1{{font-size:1.6rem}}th,td{{display:block;width:auto;border:0;padding:.1rem 0}}td{{padding-bottom:.6rem}}}}
+</style></head>
 <body><main><span class="pill">demo app</span><h1 id="app-name">{app}</h1>
-<nav><a href="/hub/">all apps &amp; your session</a><a href="/logout" id="logout">sign out</a></nav>
-<div class="card"><h2>Who the gateway says you are</h2><table>{rows}</table></div>
+<p class="lead">A stand-in for one of your apps. It has no sign-in of its own: hubgate checked your session and told it who you are.</p>
+<nav><a href="/hub/" id="session-link">Your session and apps</a><a href="/logout" id="logout">Sign out</a></nav>
+<div class="card"><h2>Who the gateway says you are</h2><table>{rows}</table>
+<p class="note">hubgate sets these headers on every request it lets through, and removes any copies the browser sent.</p></div>
 <div class="card"><h2>Cookies that reached this app</h2><p><code id="cookies">{cookie}</code></p>
-<p>The gateway's own cookies never get here: only the app's own do.</p></div>
-<div class="card"><h2>Request</h2><p><code>{method} {path}</code></p></div>
-</main></body></html>"#,
+<p class="note">The gateway's own cookies never get here: only the app's own do.</p></div>
+<div class="card"><h2>WebSocket through the gateway <span id="ws-status" class="status">connecting</span></h2>
+<form id="ws-form"><input id="ws-message" aria-label="Message" value="hello" autocomplete="off"><button id="ws-send" type="submit">Send</button></form>
+<ul id="ws-log"></ul>
+<p class="note">This page keeps a WebSocket open to <code>ws</code> beside it; the app echoes every message back.</p></div>
+<div class="card"><h2>Request</h2><p><code id="request">{method} {path}</code></p></div>
+</main>
+<script>
+(() => {{
+  const status = document.getElementById("ws-status");
+  const log = document.getElementById("ws-log");
+  const input = document.getElementById("ws-message");
+  const note = (text) => {{ const li = document.createElement("li"); li.textContent = text; log.append(li); }};
+  const show = (text, kind) => {{ status.textContent = text; status.className = "status " + kind; }};
+  // Relative to this page, so it stays under the app's prefix (and its cookie's path) wherever the app is mounted.
+  const url = new URL("ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url);
+  socket.onopen = () => show("open", "open");
+  socket.onmessage = (event) => note("← " + event.data);
+  socket.onclose = (event) => show("closed (" + event.code + ")", "closed");
+  document.getElementById("ws-form").addEventListener("submit", (event) => {{
+    event.preventDefault();
+    if (socket.readyState !== WebSocket.OPEN) {{ note("not sent: the connection is closed"); return; }}
+    socket.send(input.value);
+    note("→ " + input.value);
+  }});
+}})();
+</script></body></html>"#,
             app = esc(&self.app),
             cookie = esc(cookie),
             method = esc(&self.method),
             path = esc(&self.path),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_escapes_everything_the_client_sent() {
+        let request = Request::builder()
+            .uri("/apps/x/")
+            .header("cookie", "a=<script>alert(1)</script>")
+            .header("x-forwarded-user", "<i>mallory</i>")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let page = Seen::from("x", &request, request.headers()).page();
+        assert!(page.contains("a=&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.contains("<i>"));
     }
 }

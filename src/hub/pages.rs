@@ -75,8 +75,12 @@ th { color:var(--muted); font-weight:600; }
 h2 { font-size:1.05rem; margin:1.75rem 0 .25rem; }
 footer { color:var(--muted); font-size:.85rem; padding:0 1rem 2rem; text-align:center; }
 a { color:var(--accent); }
-.actions { display:flex; gap:.75rem; flex-wrap:wrap; } .actions .button { width:auto; flex:1; }
-@media (max-width: 30rem) { main { padding-top:1.5rem; } .card { padding:1.25rem; } dl { grid-template-columns:1fr; gap:.1rem; } dd { margin-bottom:.5rem; } }
+.actions { display:flex; gap:.75rem; margin-top:1.4rem; }
+.actions .button { margin-top:0; flex:1; display:flex; align-items:center; justify-content:center; }
+p.lead + .button { margin-top:.25rem; }
+.muted { color:var(--muted); font-weight:400; }
+@media (max-width: 30rem) { main { padding-top:1.5rem; } .card { padding:1.25rem; } dl { grid-template-columns:1fr; gap:.1rem; }
+  dd { margin-bottom:.5rem; } .actions { flex-direction:column; } }
 "#;
 
 pub struct Layout<'a> {
@@ -91,7 +95,7 @@ pub fn layout(l: &Layout<'_>, body: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · hubgate</title><link rel=\"stylesheet\" href=\"{css}\"></head>\
 <body><main{class}><div class=\"brand\"><span class=\"mark\">h</span>hubgate</div>{body}</main>\
-<footer>Signed in once, every app. Signed out once, every app.</footer></body></html>\n",
+<footer>One sign-in for every app. One sign-out for all of them.</footer></body></html>\n",
         title = esc(l.title),
         css = esc(l.stylesheet_href),
         class = if l.wide { " class=\"wide\"" } else { "" },
@@ -232,17 +236,25 @@ pub fn session_page(v: &SessionView<'_>) -> String {
     }
     format!(
         "<div class=\"card\"><h1>Signed in as {user}</h1><p class=\"lead\">{email}</p>\
-<dl><dt>Groups</dt><dd>{groups}</dd><dt>Session age</dt><dd>{age}</dd>\
-<dt>Idle time left</dt><dd>{idle}</dd><dt>Ends in</dt><dd>{expires}</dd><dt>Remember me</dt><dd>{remember}</dd></dl>\
-<h2>Apps</h2><table><thead><tr><th>App</th><th>Access token</th></tr></thead><tbody>{rows}</tbody></table>\
+<dl><dt>Groups</dt><dd>{groups}</dd><dt>Signed in</dt><dd>{signed_in}</dd>\
+<dt>Idle time left</dt><dd>{idle}</dd><dt>Session ends in</dt><dd>{expires}</dd><dt>Remember me</dt><dd>{remember}</dd></dl>\
+<h2>Your apps</h2><table><thead><tr><th>App</th><th>Access token</th></tr></thead><tbody>{rows}</tbody></table>\
 <div class=\"actions\"><a class=\"button\" href=\"{logout}\">Sign out</a>\
 <a class=\"button secondary\" href=\"{logout_all}\">Sign out everywhere</a></div></div>",
         user = esc(v.user),
         email = if v.email.is_empty() { String::new() } else { esc(v.email) },
-        age = esc(&v.age),
+        signed_in = if v.age == "0s" {
+            "just now".to_string()
+        } else {
+            format!("{} ago", esc(&v.age))
+        },
         idle = esc(v.idle_left.as_deref().unwrap_or("no idle timeout")),
         expires = esc(&v.expires_in),
-        remember = if v.remember_me { "yes" } else { "no" },
+        remember = if v.remember_me {
+            "yes <span class=\"muted\">· kept when the browser closes</span>"
+        } else {
+            "no <span class=\"muted\">· ends when the browser closes</span>"
+        },
         logout = esc(v.logout_href),
         logout_all = esc(v.logout_all_href),
     )
