@@ -14,6 +14,8 @@ pub struct CookieNames {
     pub hub_login: String,
     pub session_id: String,
     pub csrf: String,
+    /// Left by sign-out at the hub path, so a tab reloaded later still learns why it has to sign in.
+    pub signed_out: String,
     app_prefix: String,
 }
 
@@ -23,6 +25,7 @@ impl CookieNames {
             hub_login: format!("{prefix}-hub-login"),
             session_id: format!("{prefix}-session-id"),
             csrf: format!("{prefix}-csrf"),
+            signed_out: format!("{prefix}-signed-out"),
             app_prefix: format!("{prefix}-app-"),
         }
     }
@@ -36,6 +39,7 @@ impl CookieNames {
         name == self.hub_login.as_bytes()
             || name == self.session_id.as_bytes()
             || name == self.csrf.as_bytes()
+            || name == self.signed_out.as_bytes()
             || name.starts_with(self.app_prefix.as_bytes())
     }
 }

@@ -1,6 +1,8 @@
 //! Authorize (mint an app cookie for a signed-in user) and sign-out (end the session everywhere
 //! and clear every cookie the gateway set).
 
+use std::time::Duration;
+
 use super::pages;
 use super::{encode_component, Hub, HubRequest, Reply};
 use crate::auth::next;
@@ -8,6 +10,9 @@ use crate::auth::tokens::AppClaims;
 use crate::auth::Identity;
 use crate::session::{EndReason, Noticed};
 use crate::time::Timestamp;
+
+/// How long the sign-in page keeps saying "you have signed out" to a tab that comes back.
+const SIGNED_OUT_MARKER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 impl Hub {
     pub(super) async fn authorize(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
@@ -138,16 +143,22 @@ impl Hub {
             }
         }
         Reply::redirect(302, &format!("{}?reason=logged_out", self.url("/login")))
-            .with_cookies(self.clear_all_cookies())
+            .with_cookies(self.sign_out_cookies())
     }
 
-    /// A clearing `Set-Cookie` for every cookie the gateway may have set, each at its own path.
-    fn clear_all_cookies(&self) -> Vec<String> {
+    /// Clears every session cookie, each at its own path, and leaves the signed-out marker.
+    fn sign_out_cookies(&self) -> Vec<String> {
         let names = &self.cookies.names;
         let mut cleared = vec![
             self.cookies
                 .clear(&names.hub_login, &self.hub_cookie_path()),
             self.cookies.clear(&names.session_id, "/"),
+            self.cookies.set(
+                &names.signed_out,
+                "1",
+                &self.hub_cookie_path(),
+                Some(SIGNED_OUT_MARKER_AGE),
+            ),
         ];
         cleared.extend(self.config.apps.iter().map(|app| {
             self.cookies

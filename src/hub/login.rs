@@ -55,7 +55,11 @@ fn new_csrf_token() -> String {
 impl Hub {
     pub(super) async fn login_form(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let next = next::sanitize(&req.query_param("next").unwrap_or_else(|| "/".into()));
-        let reason = req.query_param("reason");
+        // A tab coming back after a sign-out elsewhere carries no session, only the marker.
+        let reason = req.query_param("reason").or_else(|| {
+            req.cookie(&self.cookies.names.signed_out)
+                .map(|_| "logged_out".to_string())
+        });
         if reason.is_none() {
             if let Ok(Ok(_)) = self.signed_in(req, now).await {
                 return Reply::redirect(302, &next);
@@ -189,6 +193,8 @@ impl Hub {
             self.cookies
                 .set(&names.session_id, session.id.as_str(), "/", max_age),
             self.cookies.clear(&names.csrf, &self.hub_cookie_path()),
+            self.cookies
+                .clear(&names.signed_out, &self.hub_cookie_path()),
         ])
     }
 
