@@ -36,8 +36,28 @@ const LATENCY_BUCKETS: [f64; 16] = [
     2.5, 10.0,
 ];
 
+/// One app's series, resolved once: the hot path then touches no label map.
+#[derive(Clone)]
+pub struct AppMetrics {
+    outcomes: Vec<IntCounter>,
+    pub duration: Histogram,
+}
+
+impl AppMetrics {
+    /// Counts a request; an outcome outside [`OUTCOMES`] (a request answered before any verdict)
+    /// is not counted.
+    pub fn request(&self, outcome: &str, seconds: f64) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.outcomes[i].inc();
+            self.duration.observe(seconds);
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub cache_hit: IntCounter,
+    pub cache_miss: IntCounter,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub cache_lookups: IntCounterVec,
@@ -72,7 +92,15 @@ impl Metrics {
                 .expect("each metric is registered once");
             h
         };
+        let cache_lookups = counter(
+            "auth_cache_lookups_total",
+            "Verification cache lookups.",
+            &["result"],
+        );
         let metrics = Metrics {
+            cache_hit: cache_lookups.with_label_values(&["hit"]),
+            cache_miss: cache_lookups.with_label_values(&["miss"]),
+            cache_lookups,
             requests: counter(
                 "requests_total",
                 "App requests by outcome.",
@@ -82,11 +110,6 @@ impl Metrics {
                 "request_duration_seconds",
                 "Time from request to response, per app.",
                 "app",
-            ),
-            cache_lookups: counter(
-                "auth_cache_lookups_total",
-                "Verification cache lookups.",
-                &["result"],
             ),
             token_renewals: counter(
                 "token_renewals_total",
@@ -156,6 +179,16 @@ impl Metrics {
         for op in STORE_OPS {
             self.store_duration.with_label_values(&[op]);
             self.store_errors.with_label_values(&[op]);
+        }
+    }
+
+    pub fn app(&self, app: &str) -> AppMetrics {
+        AppMetrics {
+            outcomes: OUTCOMES
+                .iter()
+                .map(|o| self.requests.with_label_values(&[app, o]))
+                .collect(),
+            duration: self.request_duration.with_label_values(&[app]),
         }
     }
 

@@ -86,6 +86,7 @@ pub fn run(config: Config) -> Result<(), String> {
             upstreams,
             cookie_name: CookieNames::new(&config.cookies.prefix).app(&app.name),
             activity_exempt,
+            metrics: metrics.app(&app.name),
         }));
     }
 

@@ -131,12 +131,20 @@ async fn after_sign_out_the_old_cookies_are_refused_at_once() {
         );
     }
     let left: Vec<&str> = browser.jar.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(left, vec!["hubgate-signed-out"], "only the signed-out marker is left");
+    assert_eq!(
+        left,
+        vec!["hubgate-signed-out"],
+        "only the signed-out marker is left"
+    );
     // A tab reloaded later still learns why it has to sign in again.
     browser.accept = HTML;
     let (_, later) = browser.follow("/apps/one/").await;
     browser.accept = JSON;
-    assert!(later.body.contains("You have signed out of every app."), "{}", later.body);
+    assert!(
+        later.body.contains("You have signed out of every app."),
+        "{}",
+        later.body
+    );
 
     let mut replay = gw.browser().api();
     replay.set_cookie("hubgate-app-one", &app_cookie, "/apps/one/");

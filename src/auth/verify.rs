@@ -189,7 +189,7 @@ impl Verifier {
                 // Only for the app the token was issued to, and only while the session's idle and
                 // absolute limits hold as far as this instance knows.
                 CacheLookup::Hit(grant) if grant.app == req.app => {
-                    self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+                    self.metrics.cache_hit.inc();
                     if !grant
                         .session
                         .limit_reached(self.sessions.idle_timeout(), now)
@@ -199,14 +199,10 @@ impl Verifier {
                     stale_grant = Some(grant);
                 }
                 CacheLookup::Ended(reason) => {
-                    self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+                    self.metrics.cache_hit.inc();
                     return refuse(Reason::from_end(Some(reason)));
                 }
-                _ => self
-                    .metrics
-                    .cache_lookups
-                    .with_label_values(&["miss"])
-                    .inc(),
+                _ => self.metrics.cache_miss.inc(),
             }
         }
         self.verify_with_store(token, key, req, now, stale_grant)

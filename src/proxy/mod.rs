@@ -230,15 +230,8 @@ impl Gateway {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         let app = ctx.app.as_ref().map(|a| a.config.name.as_str());
-        if let Some(app) = app {
-            self.metrics
-                .requests
-                .with_label_values(&[app, ctx.outcome])
-                .inc();
-            self.metrics
-                .request_duration
-                .with_label_values(&[app])
-                .observe(elapsed.as_secs_f64());
+        if let Some(route) = &ctx.app {
+            route.metrics.request(ctx.outcome, elapsed.as_secs_f64());
         }
         let req = session.req_header();
         tracing::info!(

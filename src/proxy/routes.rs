@@ -6,6 +6,7 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
 
 use crate::config::{path_is_under, AppConfig, Config};
+use crate::metrics::AppMetrics;
 
 /// An app as the proxy uses it: its config, its upstream pool, and its precomputed paths.
 pub struct AppRoute {
@@ -14,6 +15,7 @@ pub struct AppRoute {
     pub cookie_name: String,
     /// Global and per-app prefixes that neither renew tokens nor count as activity.
     pub activity_exempt: Vec<String>,
+    pub metrics: AppMetrics,
 }
 
 impl AppRoute {
