@@ -1,10 +1,16 @@
 //! The `next` parameter: where to go after sign-in. Only a same-origin path is accepted; anything
 //! else (another origin, a scheme, `//host`, a backslash that browsers read as a slash, control
-//! characters that could split a header) becomes `/`. This is what stops open redirects.
+//! characters that could split a header or that URL parsers silently drop) becomes `/`. This is
+//! what stops open redirects through the sign-in and authorize redirects.
 
+/// Longer than any URL a person follows; a longer `next` is an attack or a mistake.
+const MAX_LEN: usize = 4096;
+
+/// A same-origin path for a `Location` header: `next` itself when it is safe (non-ASCII characters
+/// percent-encoded, so the header is plain visible ASCII), otherwise `/`.
 pub fn sanitize(next: &str) -> String {
     if is_safe(next) {
-        next.to_string()
+        percent_encode_non_ascii(next)
     } else {
         "/".to_string()
     }
@@ -12,25 +18,49 @@ pub fn sanitize(next: &str) -> String {
 
 fn is_safe(next: &str) -> bool {
     let bytes = next.as_bytes();
+    // Exactly one leading slash: `//host` and `/\host` are another origin to a browser, and
+    // anything not starting with `/` is a scheme (`javascript:`) or a relative path.
     if bytes.first() != Some(&b'/') || bytes.get(1) == Some(&b'/') || bytes.get(1) == Some(&b'\\') {
         return false;
     }
-    if next.len() > 4096 {
+    if next.len() > MAX_LEN {
         return false;
     }
+    // Browsers strip tab, CR and LF anywhere in a URL (`/\t/evil.example` is `//evil.example`),
+    // and CR/LF in a header value would split the response.
     if next
         .chars()
         .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
     {
         return false;
     }
-    // Percent-encoded slashes or backslashes right after the first '/' are decoded by some
-    // servers and browsers into `//host`.
     let lower = next.to_ascii_lowercase();
-    !(lower.starts_with("/%2f")
-        || lower.starts_with("/%5c")
-        || lower.contains("%0d")
-        || lower.contains("%0a"))
+    // Percent-encoded slashes or backslashes right after the first '/' are decoded by some
+    // servers and frameworks into `//host`.
+    if lower.starts_with("/%2f") || lower.starts_with("/%5c") {
+        return false;
+    }
+    // Nor a control character in percent-encoded form, which a decoding hop would turn back into
+    // the raw one above.
+    !lower.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && ((w[1] == b'0' || w[1] == b'1') && w[2].is_ascii_hexdigit() || w[1..] == *b"7f")
+    })
+}
+
+fn percent_encode_non_ascii(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -50,6 +80,14 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_is_percent_encoded_for_the_location_header() {
+        assert_eq!(sanitize("/apps/a/café"), "/apps/a/caf%C3%A9");
+        assert_eq!(sanitize("/é/x?q=ü"), "/%C3%A9/x?q=%C3%BC");
+        // Encoding keeps it one same-origin path, and a second pass changes nothing.
+        assert_eq!(sanitize(&sanitize("/é")), sanitize("/é"));
+    }
+
+    #[test]
     fn refuses_everything_else() {
         for bad in [
             "",
@@ -65,6 +103,15 @@ mod tests {
             "/tab\there",
             "evil.example/path",
             "/a\\b",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/x%00",
+            "/x%7F",
+            "/x%1b[31m",
+            "/\u{0085}evil",
+            "/\u{2028}evil",
+            "/\u{3000}evil",
+            &format!("/{}", "a".repeat(5000)),
         ] {
             assert_eq!(sanitize(bad), "/", "{bad:?}");
         }
