@@ -362,6 +362,8 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
             response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
             if self.expose_new_token_header {
                 response.insert_header("X-New-Token", renewed.token.as_str())?;
             }
