@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::pages::{self, Banner, LoginForm};
 use super::{Hub, HubRequest, Reply};
+use crate::auth::cookies::{self, Found};
 use crate::auth::hub_login;
 use crate::auth::next;
 use crate::auth::password;
@@ -61,9 +62,31 @@ impl Hub {
                 return Reply::redirect(302, &next);
             }
         }
-        let banner = reason.as_deref().and_then(|r| self.reason_banner(r));
+        let banner = reason
+            .as_deref()
+            .and_then(|r| self.reason_banner(r))
+            .or_else(|| self.conflict_banner(req));
         self.render_login(req, 200, &next, "", banner)
     }
+
+    /// Two different copies of one of our cookies mean someone else set one (cookie tossing from
+    /// a sibling domain); none is used, and the person is told why sign-in keeps failing.
+    fn conflict_banner(&self, req: &HubRequest<'_>) -> Option<Banner> {
+        let names = &self.cookies.names;
+        let conflicting = [&names.hub_login, &names.session_id, &names.csrf]
+            .into_iter()
+            .any(|name| {
+                cookies::lookup(req.cookie_headers.iter().copied(), name) == Found::Conflicting
+            });
+        conflicting.then(|| {
+            Banner::error(
+                "Your browser holds two different copies of a sign-in cookie for this site, so \
+                 neither is trusted. Another site under the same domain may have set one. Clear \
+                 this site's cookies, then sign in.",
+            )
+        })
+    }
+
 
     /// The form, bound to an anti-CSRF cookie (reused while the browser still has a valid one).
     fn render_login(
@@ -116,13 +139,10 @@ impl Hub {
         }
         let expected = req.cookie(&self.cookies.names.csrf).unwrap_or_default();
         if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
-            return self.render_login(
-                req,
-                403,
-                &next,
-                &form.username,
-                Some(Banner::error("The sign-in form expired. Please try again.")),
-            );
+            let banner = self
+                .conflict_banner(req)
+                .unwrap_or_else(|| Banner::error("The sign-in form expired. Please try again."));
+            return self.render_login(req, 403, &next, &form.username, Some(banner));
         }
         let user_key = format!("user:{}", form.username);
         let ip_key = format!("ip:{}", req.client_ip);

@@ -70,6 +70,21 @@ pub async fn refusal(
             write(session, unauthenticated_json(hub_prefix, reason)).await?;
             Ok("unauthorized")
         }
+        Refusal::ConflictingCookies => {
+            let reply = error_reply(
+                session,
+                hub_prefix,
+                400,
+                "conflicting_cookies",
+                "Conflicting sign-in cookies",
+                "Your browser sent two different copies of a sign-in cookie for this site, so neither \
+                 can be trusted. Another site under the same domain may have set one. Clear this \
+                 site's cookies in your browser, then sign in again.",
+            );
+            write(session, reply).await?;
+            tracing::warn!(app, "refused: conflicting copies of a gateway cookie");
+            Ok("unauthorized")
+        }
         Refusal::StoreUnavailable => {
             let reply = error_reply(
                 session,

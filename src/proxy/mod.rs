@@ -149,8 +149,8 @@ impl Gateway {
                 .collect();
             let request = AppRequest {
                 app: &app.config.name,
-                token: cookies::find(cookie_headers.iter().copied(), &app.cookie_name),
-                session_id: cookies::find(
+                token: cookies::lookup(cookie_headers.iter().copied(), &app.cookie_name),
+                session_id: cookies::lookup(
                     cookie_headers.iter().copied(),
                     &self.cookies.names.session_id,
                 ),
