@@ -87,7 +87,6 @@ impl Hub {
         })
     }
 
-
     /// The form, bound to an anti-CSRF cookie (reused while the browser still has a valid one).
     fn render_login(
         &self,
@@ -146,17 +145,22 @@ impl Hub {
         }
         let user_key = format!("user:{}", form.username);
         let ip_key = format!("ip:{}", req.client_ip);
-        if let Some(wait) = self.lockout.locked_for(&[&user_key, &ip_key], now) {
-            self.metrics.logins.with_label_values(&["locked_out"]).inc();
-            let seconds = wait.as_secs().max(1);
-            let text = format!(
-                "Too many failed sign-ins. Try again in {}.",
-                pages::duration_words(Duration::from_secs(seconds))
-            );
-            return self
-                .render_login(req, 429, &next, &form.username, Some(Banner::error(text)))
-                .with_header("Retry-After", seconds.to_string());
-        }
+        let attempt = match self.lockout.begin(&[&user_key, &ip_key], now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                self.metrics.logins.with_label_values(&["locked_out"]).inc();
+                let seconds = wait.as_secs().max(1);
+                let text = format!(
+                    "Too many failed sign-ins. Try again in {}.",
+                    pages::duration_words(Duration::from_secs(seconds))
+                );
+                return self
+                    .render_login(req, 429, &next, &form.username, Some(Banner::error(text)))
+                    .with_header("Retry-After", seconds.to_string());
+            }
+        };
+        // An unknown user is checked against a dummy hash: the same argon2 work as a real user,
+        // so the answer's timing does not tell which user names exist.
         let user = self.config.users.get(&form.username).cloned();
         let verified = password::verify_off_thread(
             user.as_ref().map(|u| u.password_hash.clone()),
@@ -165,8 +169,10 @@ impl Hub {
         .await;
         let Some(user) = user.filter(|_| verified) else {
             self.metrics.logins.with_label_values(&["failure"]).inc();
-            self.lockout.record_failure(&[&user_key, &ip_key], now);
-            tracing::info!(event = "login_failed", user = %form.username, client = %req.client_ip, "sign-in failed");
+            attempt.failed(now);
+            // `password_checks` (argon2 verifications so far, process-wide) shows that every
+            // failure, unknown user or not, cost one.
+            tracing::info!(event = "login_failed", user = %form.username, client = %req.client_ip, password_checks = password::checks_run(), "sign-in failed");
             return self.render_login(
                 req,
                 401,
@@ -175,7 +181,7 @@ impl Hub {
                 Some(Banner::error("Wrong user name or password.")),
             );
         };
-        self.lockout.record_success(&user_key);
+        attempt.succeeded(&user_key);
 
         let lifetime = if form.remember_me {
             self.config.session.remember_me_lifetime
