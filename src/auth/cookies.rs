@@ -46,6 +46,20 @@ impl CookieNames {
     }
 }
 
+/// Browsers keep cookies of at most 4 KiB and send a few dozen per site; more than 32 KiB of
+/// Cookie headers in one request (all headers together, at common CDNs) is no real browser's.
+/// Refused up front with 431, before any parsing, and never forwarded to an upstream.
+pub const MAX_COOKIE_BYTES: usize = 32 * 1024;
+
+/// Whether the Cookie headers of a request together exceed [`MAX_COOKIE_BYTES`].
+pub fn too_large<'a>(headers: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut total = 0;
+    headers.into_iter().any(|h| {
+        total += h.len();
+        total > MAX_COOKIE_BYTES
+    })
+}
+
 /// The `name=value` pairs of one Cookie header value. Bytes, not text: a cookie with non-UTF-8
 /// bytes is carried through untouched for the app, never a reason to fail the request.
 pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -238,6 +252,14 @@ mod tests {
             lookup([binary, h1], "hubgate-session-id"),
             Found::Conflicting
         );
+    }
+
+    #[test]
+    fn cookie_headers_past_the_limit_are_too_large() {
+        let half = vec![b'a'; MAX_COOKIE_BYTES / 2];
+        assert!(!too_large([&half[..], &half[..]]));
+        assert!(too_large([&half[..], &half[..], b"x"]));
+        assert!(!too_large(std::iter::empty()));
     }
 
     #[test]

@@ -269,6 +269,9 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.now = Timestamp::now();
+        if answer::refuse_oversized_cookies(session, &self.hub_prefix).await? {
+            return Ok(true);
+        }
         let path = session.req_header().uri.path().to_string();
         match self.router.resolve(&path) {
             Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
