@@ -1,9 +1,15 @@
 //! The gateway's own cookies: their names, how they are read from a request, how they are set and
 //! cleared, and how they are removed from what an upstream receives.
 //!
-//! Duplicate names (cookie tossing from a broader path or a parent domain): the first occurrence
-//! wins. Browsers send cookies with longer (more specific) paths first, so for host-only cookies
-//! the copy this gateway set at its own path comes before one tossed at `/`.
+//! Duplicate names (cookie tossing): a page on a sibling subdomain can set a cookie for the parent
+//! domain, and any page can set one at a longer path; the browser then sends several cookies of the
+//! same name and says nothing about where each came from. Taking the first would let the attacker
+//! choose: browsers order by path length and then by age, so an older tossed copy, or one at a
+//! longer path, comes first. So a gateway cookie that arrives with two different values is
+//! *conflicting* and neither copy is used: the request is refused with a clear answer instead of
+//! running in the attacker's session. Identical copies (the same cookie host-only and for the
+//! configured domain) are harmless and count as one. `__Host-` names would stop tossing at the
+//! browser, but they require `Path=/`, which the hub-login and app cookies cannot have.
 
 use std::time::Duration;
 
@@ -44,6 +50,20 @@ impl CookieNames {
     }
 }
 
+/// Browsers keep cookies of at most 4 KiB and send a few dozen per site; more than 32 KiB of
+/// Cookie headers in one request (all headers together, at common CDNs) is no real browser's.
+/// Refused up front with 431, before any parsing, and never forwarded to an upstream.
+pub const MAX_COOKIE_BYTES: usize = 32 * 1024;
+
+/// Whether the Cookie headers of a request together exceed [`MAX_COOKIE_BYTES`].
+pub fn too_large<'a>(headers: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut total = 0;
+    headers.into_iter().any(|h| {
+        total += h.len();
+        total > MAX_COOKIE_BYTES
+    })
+}
+
 /// The `name=value` pairs of one Cookie header value. Bytes, not text: a cookie with non-UTF-8
 /// bytes is carried through untouched for the app, never a reason to fail the request.
 pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -64,13 +84,49 @@ fn strip_quotes(value: &[u8]) -> &[u8] {
     }
 }
 
-/// The first value of cookie `name` across all Cookie headers, if it is valid text.
-pub fn find<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
-    headers
+/// What a request says about one cookie name, across all its Cookie headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// Not sent, or sent once with a value that is not text (no cookie we set looks like that).
+    Missing,
+    One(&'a str),
+    /// Sent with two or more different values: someone else set one of them (see the module notes).
+    Conflicting,
+}
+
+impl<'a> Found<'a> {
+    /// The value when there is exactly one; a conflict is as good as nothing.
+    pub fn value(self) -> Option<&'a str> {
+        match self {
+            Found::One(value) => Some(value),
+            Found::Missing | Found::Conflicting => None,
+        }
+    }
+}
+
+/// Every copy of cookie `name` across all Cookie headers: one value, none, or a conflict.
+pub fn lookup<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Found<'a> {
+    let mut first: Option<&'a [u8]> = None;
+    for (_, value) in headers
         .into_iter()
         .flat_map(pairs)
-        .find(|(n, _)| *n == name.as_bytes())
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .filter(|(n, _)| *n == name.as_bytes())
+    {
+        match first {
+            None => first = Some(value),
+            Some(seen) if seen == value => {}
+            Some(_) => return Found::Conflicting,
+        }
+    }
+    match first.map(std::str::from_utf8) {
+        Some(Ok(value)) => Found::One(value),
+        _ => Found::Missing,
+    }
+}
+
+/// The value of cookie `name` if the request carries exactly one (conflicting copies give `None`).
+pub fn find<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
+    lookup(headers, name).value()
 }
 
 /// The Cookie header value without the gateway's cookies; `None` when nothing is left.
@@ -181,14 +237,45 @@ mod tests {
     }
 
     #[test]
-    fn first_occurrence_wins_across_headers() {
+    fn one_value_across_headers_or_a_conflict() {
         let h1: &[u8] = b"hubgate-session-id=first; other=1";
         let h2: &[u8] = b"hubgate-session-id=second";
-        assert_eq!(find([h1, h2], "hubgate-session-id"), Some("first"));
-        assert_eq!(find([h2, h1], "hubgate-session-id"), Some("second"));
-        assert_eq!(find([h1], "missing"), None);
+        let same: &[u8] = b"x=1; hubgate-session-id=first";
+        assert_eq!(find([h1], "hubgate-session-id"), Some("first"));
+        assert_eq!(find([h1, same], "hubgate-session-id"), Some("first"));
+        // A tossed copy with another value: neither is used, whichever comes first.
+        assert_eq!(lookup([h1, h2], "hubgate-session-id"), Found::Conflicting);
+        assert_eq!(lookup([h2, h1], "hubgate-session-id"), Found::Conflicting);
+        assert_eq!(find([h2, h1], "hubgate-session-id"), None);
+        let in_one: &[u8] = b"hubgate-session-id=a; hubgate-session-id=b";
+        assert_eq!(lookup([in_one], "hubgate-session-id"), Found::Conflicting);
+        assert_eq!(lookup([h1], "missing"), Found::Missing);
         let binary: &[u8] = b"hubgate-session-id=\xff\xfe";
-        assert_eq!(find([binary], "hubgate-session-id"), None);
+        assert_eq!(lookup([binary], "hubgate-session-id"), Found::Missing);
+        assert_eq!(
+            lookup([binary, h1], "hubgate-session-id"),
+            Found::Conflicting
+        );
+    }
+
+    #[test]
+    fn cookie_headers_past_the_limit_are_too_large() {
+        let half = vec![b'a'; MAX_COOKIE_BYTES / 2];
+        assert!(!too_large([&half[..], &half[..]]));
+        assert!(too_large([&half[..], &half[..], b"x"]));
+        assert!(!too_large(std::iter::empty()));
+    }
+
+    #[test]
+    fn ten_thousand_cookies_are_read_in_one_pass() {
+        let mut header = Vec::new();
+        for i in 0..10_000 {
+            header.extend_from_slice(format!("c{i}=v; ").as_bytes());
+        }
+        header.extend_from_slice(b"hubgate-session-id=last");
+        assert_eq!(find([&header[..]], "hubgate-session-id"), Some("last"));
+        let kept = without_gateway_cookies(&header, &names()).unwrap();
+        assert!(!kept.windows(10).any(|w| w == b"hubgate-se"));
     }
 
     #[test]

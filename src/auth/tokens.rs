@@ -3,12 +3,18 @@
 
 use std::collections::HashMap;
 
+use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SigningKey;
+use crate::session::SessionId;
+
+/// Tokens this gateway signs are a few hundred bytes. Anything far longer is refused before any
+/// base64 or JSON work, so a hostile cookie costs nothing to turn away.
+const MAX_TOKEN_LEN: usize = 4096;
 
 /// The claims of an app token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +81,14 @@ impl KeyRing {
 
     /// Checks the signature (by `kid`) and that the token was issued for `app`. Expiry is left to
     /// the caller: an expired token of a live session is renewed, not refused.
+    ///
+    /// The algorithm is fixed to HS256 whatever the header says (`alg: none` and algorithm
+    /// confusion are refused), and a `kid` no key has is `KeyRemoved`: a removed key and one that
+    /// never existed look the same from here (docs/SECURITY.md says why that is acceptable).
     pub fn verify(&self, token: &str, app: &str) -> Result<AppClaims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::Invalid);
@@ -101,10 +114,23 @@ impl KeyRing {
     }
 }
 
+/// The `sid` claim of a token whose signature cannot be checked (its key was removed). Only ever
+/// compared with the session-id cookie of the same request, never trusted on its own.
+pub fn unverified_session_id(token: &str) -> Option<SessionId> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    SessionId::parse(value.get("sid")?.as_str()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
 
     fn key(id: &str, byte: u8) -> SigningKey {
         SigningKey {
@@ -176,5 +202,94 @@ mod tests {
             ring.verify(&format!("{hs512}.{body}.AAAA"), "a"),
             Err(TokenError::Invalid)
         );
+    }
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn algorithm_confusion_unknown_keys_and_odd_encodings_are_refused() {
+        let ring = KeyRing::new(&[key("k1", 1)]);
+        let token = ring.sign(&claims("a"));
+        let parts: Vec<&str> = token.split('.').collect();
+        let body = b64(serde_json::to_vec(&claims("a")).unwrap());
+        for alg in ["none", "None", "HS384", "RS256", "ES256", "EdDSA", "PS256"] {
+            let header = b64(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"k1"}}"#));
+            for sig in ["", parts[2], "AAAA"] {
+                assert_eq!(
+                    ring.verify(&format!("{header}.{body}.{sig}"), "a"),
+                    Err(TokenError::Invalid),
+                    "{alg}"
+                );
+            }
+        }
+        // No kid at all: not ours.
+        let no_kid = b64(r#"{"alg":"HS256","typ":"JWT"}"#);
+        assert_eq!(
+            ring.verify(&format!("{no_kid}.{body}.{}", parts[2]), "a"),
+            Err(TokenError::Invalid)
+        );
+        // An unknown kid is indistinguishable from a removed one.
+        let unknown = b64(r#"{"alg":"HS256","typ":"JWT","kid":"nope"}"#);
+        assert_eq!(
+            ring.verify(&format!("{unknown}.{body}.{}", parts[2]), "a"),
+            Err(TokenError::KeyRemoved)
+        );
+        // Padded base64, whitespace, extra segments, a huge token: all refused, none panics.
+        for bad in [
+            format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+            format!("{}.{}=.{}", parts[0], parts[1], parts[2]),
+            format!("{}.{}.{}==", parts[0], parts[1], parts[2]),
+            format!(" {token}"),
+            format!("{token}.x"),
+            format!("{}.{}", parts[0], parts[1]),
+            format!("{}..{}", parts[0], parts[2]),
+            format!("{token}{}", "A".repeat(MAX_TOKEN_LEN)),
+            "..".into(),
+            "\u{0}".into(),
+        ] {
+            assert_eq!(ring.verify(&bad, "a"), Err(TokenError::Invalid), "{bad}");
+        }
+        // The signature is over the exact bytes: an equivalent re-encoding of the claims is refused.
+        let reordered = b64(
+            r#"{"aud":"a","sub":"alice","sid":"sssssssssssssssssssssssssssssssssssssssssss","iat":1000,"exp":2000,"groups":["ops"]}"#,
+        );
+        assert_eq!(
+            ring.verify(&format!("{}.{reordered}.{}", parts[0], parts[2]), "a"),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn claims_of_the_wrong_shape_are_refused_even_when_signed() {
+        let ring = KeyRing::new(&[key("k1", 1)]);
+        let secret = EncodingKey::from_secret(&[1; 32]);
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        for body in [
+            serde_json::json!({"sub":"alice","sid":"s","aud":["a","b"],"iat":1,"exp":2}),
+            serde_json::json!({"sub":"alice","sid":"s","aud":"a","iat":-1,"exp":2}),
+            serde_json::json!({"sub":"alice","sid":"s","aud":"a","iat":1}),
+            serde_json::json!({"sub":"alice","aud":"a","iat":1,"exp":2}),
+            serde_json::json!({"sub":7,"sid":"s","aud":"a","iat":1,"exp":2}),
+        ] {
+            let token = jsonwebtoken::encode(&header, &body, &secret).unwrap();
+            assert_eq!(ring.verify(&token, "a"), Err(TokenError::Invalid), "{body}");
+        }
+    }
+
+    #[test]
+    fn reads_the_sid_of_an_unverifiable_token() {
+        let id = SessionId::generate();
+        let token = format!(
+            "{}.{}.sig",
+            b64("{}"),
+            b64(format!("{{\"sid\":\"{}\"}}", id.as_str()))
+        );
+        assert_eq!(unverified_session_id(&token), Some(id));
+        for junk in ["garbage", "a.b.c", "a..c", "", ".", "a.e30.c"] {
+            assert_eq!(unverified_session_id(junk), None, "{junk}");
+        }
     }
 }

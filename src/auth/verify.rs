@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-
 use super::cache::{grant_key, CacheLookup, Grant, GrantKey, LiveSession, VerifyCache};
-use super::tokens::{AppClaims, KeyRing, TokenError};
+use super::cookies::Found;
+use super::tokens::{unverified_session_id, AppClaims, KeyRing, TokenError};
 use super::Identity;
 use crate::config::{Config, OnStoreError};
 use crate::metrics::Metrics;
@@ -22,8 +21,9 @@ const MAX_CLOCK_SKEW_SECS: u64 = 60;
 #[derive(Debug, Clone, Copy)]
 pub struct AppRequest<'a> {
     pub app: &'a str,
-    pub token: Option<&'a str>,
-    pub session_id: Option<&'a str>,
+    /// The app cookie and the session-id cookie, as [`super::cookies::lookup`] found them.
+    pub token: Found<'a>,
+    pub session_id: Found<'a>,
     /// Path only, for log lines (a query string may carry secrets).
     pub path: &'a str,
     /// Health checks and polling: admitted, but neither renew tokens nor count as activity.
@@ -56,6 +56,10 @@ pub enum Refusal {
     Unauthenticated(Reason),
     /// The store could not be asked and the cache could not vouch for the request.
     StoreUnavailable,
+    /// The app cookie or the session-id cookie arrived twice with different values (cookie tossing
+    /// from a sibling domain or a longer path). Not a 401: signing in again would not help, and a
+    /// browser sent to sign in would come straight back here.
+    ConflictingCookies,
 }
 
 /// Why a request is not authenticated: the `reason` of the 401 JSON answer.
@@ -179,10 +183,13 @@ impl Verifier {
     }
 
     pub async fn verify(&self, req: &AppRequest<'_>, now: Timestamp) -> Verdict {
-        let Some(token) = req.token else {
+        if req.token == Found::Conflicting || req.session_id == Found::Conflicting {
+            return Verdict::Refuse(Refusal::ConflictingCookies);
+        }
+        let Some(token) = req.token.value() else {
             return refuse(Reason::NoToken);
         };
-        let key = req.session_id.map(|sid| grant_key(token, sid));
+        let key = req.session_id.value().map(|sid| grant_key(token, sid));
         let mut stale_grant = None;
         if let Some(key) = &key {
             match self.cache.lookup(key) {
@@ -233,6 +240,7 @@ impl Verifier {
         let (Some(key), Some(id)) = (
             key,
             req.session_id
+                .value()
                 .filter(|s| *s == claims.sid)
                 .and_then(SessionId::parse),
         ) else {
@@ -331,7 +339,7 @@ impl Verifier {
         let Some(id) = unverified_session_id(token) else {
             return;
         };
-        if req.session_id != Some(id.as_str()) {
+        if req.session_id.value() != Some(id.as_str()) {
             return;
         }
         let noticed = Noticed {
@@ -343,17 +351,6 @@ impl Verifier {
             .end(&id, EndReason::KeyRemoved, now, noticed)
             .await;
     }
-}
-
-/// The `sid` claim of a token whose signature cannot be checked. Only ever compared with the
-/// session-id cookie of the same request.
-fn unverified_session_id(token: &str) -> Option<SessionId> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    SessionId::parse(value.get("sid")?.as_str()?)
 }
 
 impl AppClaims {
@@ -398,18 +395,5 @@ mod tests {
             policy.expiry(Timestamp(0), Timestamp(500_000)),
             Timestamp(100_000)
         );
-    }
-
-    #[test]
-    fn reads_the_sid_of_an_unverifiable_token() {
-        let id = SessionId::generate();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let token = format!(
-            "{}.{}.sig",
-            b64.encode("{}"),
-            b64.encode(format!("{{\"sid\":\"{}\"}}", id.as_str()))
-        );
-        assert_eq!(unverified_session_id(&token), Some(id));
-        assert_eq!(unverified_session_id("garbage"), None);
     }
 }

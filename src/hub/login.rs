@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::pages::{self, Banner, LoginForm};
 use super::{Hub, HubRequest, Reply};
+use crate::auth::cookies::{self, Found};
 use crate::auth::hub_login;
 use crate::auth::next;
 use crate::auth::password;
@@ -65,8 +66,29 @@ impl Hub {
                 return Reply::redirect(302, &next);
             }
         }
-        let banner = reason.as_deref().and_then(|r| self.reason_banner(r));
+        let banner = reason
+            .as_deref()
+            .and_then(|r| self.reason_banner(r))
+            .or_else(|| self.conflict_banner(req));
         self.render_login(req, 200, &next, "", banner)
+    }
+
+    /// Two different copies of one of our cookies mean someone else set one (cookie tossing from
+    /// a sibling domain); none is used, and the person is told why sign-in keeps failing.
+    fn conflict_banner(&self, req: &HubRequest<'_>) -> Option<Banner> {
+        let names = &self.cookies.names;
+        let conflicting = [&names.hub_login, &names.session_id, &names.csrf]
+            .into_iter()
+            .any(|name| {
+                cookies::lookup(req.cookie_headers.iter().copied(), name) == Found::Conflicting
+            });
+        conflicting.then(|| {
+            Banner::error(
+                "Your browser holds two different copies of a sign-in cookie for this site, so \
+                 neither is trusted. Another site under the same domain may have set one. Clear \
+                 this site's cookies, then sign in.",
+            )
+        })
     }
 
     /// The form, bound to an anti-CSRF cookie (reused while the browser still has a valid one).
@@ -120,27 +142,29 @@ impl Hub {
         }
         let expected = req.cookie(&self.cookies.names.csrf).unwrap_or_default();
         if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
-            return self.render_login(
-                req,
-                403,
-                &next,
-                &form.username,
-                Some(Banner::error("The sign-in form expired. Please try again.")),
-            );
+            let banner = self
+                .conflict_banner(req)
+                .unwrap_or_else(|| Banner::error("The sign-in form expired. Please try again."));
+            return self.render_login(req, 403, &next, &form.username, Some(banner));
         }
         let user_key = format!("user:{}", form.username);
         let ip_key = format!("ip:{}", req.client_ip);
-        if let Some(wait) = self.lockout.locked_for(&[&user_key, &ip_key], now) {
-            self.metrics.logins.with_label_values(&["locked_out"]).inc();
-            let seconds = wait.as_secs().max(1);
-            let text = format!(
-                "Too many failed sign-ins. Try again in {}.",
-                pages::duration_words(Duration::from_secs(seconds))
-            );
-            return self
-                .render_login(req, 429, &next, &form.username, Some(Banner::error(text)))
-                .with_header("Retry-After", seconds.to_string());
-        }
+        let attempt = match self.lockout.begin(&[&user_key, &ip_key], now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                self.metrics.logins.with_label_values(&["locked_out"]).inc();
+                let seconds = wait.as_secs().max(1);
+                let text = format!(
+                    "Too many failed sign-ins. Try again in {}.",
+                    pages::duration_words(Duration::from_secs(seconds))
+                );
+                return self
+                    .render_login(req, 429, &next, &form.username, Some(Banner::error(text)))
+                    .with_header("Retry-After", seconds.to_string());
+            }
+        };
+        // An unknown user is checked against a dummy hash: the same argon2 work as a real user,
+        // so the answer's timing does not tell which user names exist.
         let user = self.config.users.get(&form.username).cloned();
         let verified = password::verify_off_thread(
             user.as_ref().map(|u| u.password_hash.clone()),
@@ -149,8 +173,10 @@ impl Hub {
         .await;
         let Some(user) = user.filter(|_| verified) else {
             self.metrics.logins.with_label_values(&["failure"]).inc();
-            self.lockout.record_failure(&[&user_key, &ip_key], now);
-            tracing::info!(event = "login_failed", user = %form.username, client = %req.client_ip, "sign-in failed");
+            attempt.failed(now);
+            // `password_checks` (argon2 verifications so far, process-wide) shows that every
+            // failure, unknown user or not, cost one.
+            tracing::info!(event = "login_failed", user = %form.username, client = %req.client_ip, password_checks = password::checks_run(), "sign-in failed");
             return self.render_login(
                 req,
                 401,
@@ -159,7 +185,7 @@ impl Hub {
                 Some(Banner::error("Wrong user name or password.")),
             );
         };
-        self.lockout.record_success(&user_key);
+        attempt.succeeded(&user_key);
 
         let lifetime = if form.remember_me {
             self.config.session.remember_me_lifetime

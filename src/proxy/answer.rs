@@ -38,6 +38,26 @@ pub async fn write(session: &mut Session, reply: Reply) -> Result<()> {
     Ok(())
 }
 
+/// Answers 431 when the request's Cookie headers exceed what any browser sends; `Ok(true)` when
+/// it did. Checked before routing, so neither the hub nor an upstream sees such a request.
+pub async fn refuse_oversized_cookies(session: &mut Session, hub_prefix: &str) -> Result<bool> {
+    let headers = session.req_header().headers.get_all(http::header::COOKIE);
+    if !crate::auth::cookies::too_large(headers.iter().map(|v| v.as_bytes())) {
+        return Ok(false);
+    }
+    error(
+        session,
+        hub_prefix,
+        431,
+        "cookies_too_large",
+        "Too many cookies",
+        "Your browser sent more cookies for this site than the gateway accepts. Clear this \
+         site's cookies, then try again.",
+    )
+    .await?;
+    Ok(true)
+}
+
 /// The outcome label of a refusal, for `hubgate_requests_total`.
 pub async fn refusal(
     session: &mut Session,
@@ -68,6 +88,21 @@ pub async fn refusal(
         }
         Refusal::Unauthenticated(reason) => {
             write(session, unauthenticated_json(hub_prefix, reason)).await?;
+            Ok("unauthorized")
+        }
+        Refusal::ConflictingCookies => {
+            let reply = error_reply(
+                session,
+                hub_prefix,
+                400,
+                "conflicting_cookies",
+                "Conflicting sign-in cookies",
+                "Your browser sent two different copies of a sign-in cookie for this site, so neither \
+                 can be trusted. Another site under the same domain may have set one. Clear this \
+                 site's cookies in your browser, then sign in again.",
+            );
+            write(session, reply).await?;
+            tracing::warn!(app, "refused: conflicting copies of a gateway cookie");
             Ok("unauthorized")
         }
         Refusal::StoreUnavailable => {

@@ -165,8 +165,8 @@ impl Gateway {
                 .collect();
             let request = AppRequest {
                 app: &app.config.name,
-                token: cookies::find(cookie_headers.iter().copied(), &app.cookie_name),
-                session_id: cookies::find(
+                token: cookies::lookup(cookie_headers.iter().copied(), &app.cookie_name),
+                session_id: cookies::lookup(
                     cookie_headers.iter().copied(),
                     &self.cookies.names.session_id,
                 ),
@@ -293,6 +293,9 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.now = Timestamp::now();
+        if answer::refuse_oversized_cookies(session, &self.hub_prefix).await? {
+            return Ok(true);
+        }
         let path = session.req_header().uri.path().to_string();
         match self.router.resolve(&path) {
             Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
@@ -420,6 +423,8 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
             response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
             if self.expose_new_token_header {
                 response.insert_header("X-New-Token", renewed.token.as_str())?;
             }

@@ -78,10 +78,20 @@ impl Router {
     }
 }
 
+/// Whether a path has a `.` or `..` segment as any upstream might see it: segments split at `/`,
+/// and also at `\` and percent-encoded `/` or `\` (which some servers decode or treat as
+/// separators), with `%2e` read as `.` and anything after `;` ignored (Tomcat and others read
+/// `..;x` as `..`). Otherwise `/apps/a/..%2Fb/` passes the gateway as app `a` and reaches app `b`
+/// on an upstream that serves both.
 fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
+    let lower = path.to_ascii_lowercase();
+    let separated = lower
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/");
+    separated.split('/').any(|segment| {
+        let segment = segment.split(';').next().unwrap_or_default();
+        let decoded = segment.replace("%2e", ".");
         decoded == "." || decoded == ".."
     })
 }
@@ -98,10 +108,25 @@ mod tests {
             "/apps/a/%2e%2e/x",
             "/apps/a/%2E./x",
             "/..",
+            "/apps/a/..%2Fb/",
+            "/apps/a/..%2fb/",
+            "/apps/a/%2e%2e%5Cb/",
+            "/apps/a/..\\b/",
+            "/apps/a/..;/b/",
+            "/apps/a/..;jsessionid=1/b",
+            "/apps/a/x%2F..%2Fb",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
-        for ok in ["/apps/a/x.y", "/apps/a/...", "/apps/a/.hidden", "/"] {
+        for ok in [
+            "/apps/a/x.y",
+            "/apps/a/...",
+            "/apps/a/.hidden",
+            "/",
+            "/apps/a/group%2Fproject",
+            "/apps/a/x;v=1",
+            "/apps/a/..x",
+        ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }
     }

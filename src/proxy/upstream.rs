@@ -38,16 +38,50 @@ const CONVENTIONAL_IDENTITY_HEADERS: [&str; 3] = [
     "X-Forwarded-Email",
 ];
 
+/// Headers that let a client tell the upstream a different path or origin than the one the
+/// gateway checked: IIS, Symfony and Zend serve `X-Original-URL` / `X-Rewrite-URL` instead of the
+/// request line (a public path could then fetch a private page), and RFC 7239 `Forwarded` would
+/// contradict the `X-Forwarded-*` the gateway sets. Only a client sends these here; none survives.
+const CLIENT_MAY_NOT_SEND: [&str; 3] = ["X-Original-URL", "X-Rewrite-URL", "Forwarded"];
+
+/// Header names compared the way a CGI/WSGI/Rack server sees them: case-insensitive, and `_`
+/// the same as `-` (`X_Forwarded_User` arrives as `HTTP_X_FORWARDED_USER`, like the real header).
+fn same_header(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| {
+            let norm = |c: u8| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            };
+            norm(x) == norm(y)
+        })
+}
+
 pub fn set_identity_headers(
     req: &mut RequestHeader,
     app: &AppRoute,
     identity: Option<&Identity>,
 ) -> Result<()> {
     let headers = &app.config.identity_headers;
-    // Removes every copy in any letter case: header names are case-insensitive in `http`.
-    for name in headers.names().chain(CONVENTIONAL_IDENTITY_HEADERS) {
-        while req.headers.contains_key(name) {
-            req.remove_header(name);
+    // Every copy in any letter case, and the underscore spellings, of every identity header and
+    // every header that could override what the gateway checked.
+    let reserved: Vec<&str> = headers
+        .names()
+        .chain(CONVENTIONAL_IDENTITY_HEADERS)
+        .chain(CLIENT_MAY_NOT_SEND)
+        .collect();
+    let spoofed: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| reserved.iter().any(|r| same_header(name.as_str(), r)))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        while req.headers.contains_key(&name) {
+            req.remove_header(&name);
         }
     }
     let Some(identity) = identity else {
@@ -112,5 +146,19 @@ pub fn strip_prefix(req: &mut RequestHeader, app: &AppRoute) -> Result<()> {
             pingora::ErrorType::InvalidHTTPHeader,
             "cannot rewrite the path",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_match_as_cgi_servers_read_them() {
+        assert!(same_header("x-forwarded-user", "X-Forwarded-User"));
+        assert!(same_header("x_forwarded_user", "X-Forwarded-User"));
+        assert!(same_header("X_FORWARDED-user", "X-Forwarded-User"));
+        assert!(!same_header("x-forwarded-users", "X-Forwarded-User"));
+        assert!(!same_header("x-forwarded-use", "X-Forwarded-User"));
     }
 }

@@ -762,3 +762,67 @@ pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocke
     }
     panic!("the WebSocket was torn down after the handshake five times in a row");
 }
+
+/// Like [`raw_request`], but returns the whole response head (status line and headers) as text,
+/// or an empty string if the connection closed without an answer.
+pub fn raw_response_head(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            answer.truncate(end);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+impl Gateway {
+    /// A browser whose connections come from another loopback address (`127.0.0.2`, ...), so a
+    /// test can play several client IPs.
+    pub fn browser_from(&self, ip: &str) -> Browser {
+        let mut browser = self.browser();
+        browser.client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
+            .build()
+            .expect("client");
+        browser
+    }
+
+    /// The JSON log lines whose `fields.event` is `event`.
+    pub fn log_events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["fields"]["event"] == event)
+            .collect()
+    }
+}
+
+/// After an attack, the gateway still does its job: a fresh browser signs in as alice, opens
+/// `app` and the upstream sees her; the process is alive and never panicked.
+pub async fn assert_still_serves(gw: &Gateway, app: &str) {
+    let mut browser = gw.browser();
+    browser.sign_in_and_open("alice", ALICE_PASSWORD, app).await;
+    let mut api = std::mem::replace(&mut browser, gw.browser()).api();
+    let seen = api.get(&format!("/apps/{app}/after-the-attack")).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let identity = seen.json()["headers"]
+        .as_object()
+        .is_some_and(|h| h.values().any(|v| v == "alice"));
+    assert!(identity, "the upstream did not see alice: {}", seen.body);
+    assert!(
+        !gw.log_text().contains("panicked"),
+        "the gateway panicked:\n{}",
+        gw.log_text()
+    );
+}
