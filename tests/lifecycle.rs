@@ -20,13 +20,6 @@ async fn gateway(session: &str, tokens: &str) -> Gateway {
         .start()
 }
 
-async fn signed_in(gw: &Gateway, user: &str, password: &str) -> Browser {
-    let mut browser = gw.browser();
-    browser.sign_in_and_open(user, password, "one").await;
-    browser.accept = JSON;
-    browser
-}
-
 fn renewed_token(page: &Page) -> Option<String> {
     page.set_cookies()
         .iter()
@@ -37,7 +30,7 @@ fn renewed_token(page: &Page) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn renewal_happens_past_the_threshold_and_not_before() {
     let gw = gateway("", "ttl = \"4s\"\nrenew_threshold = 0.5\nrenew_min_interval = \"0s\"\nexpose_new_token_header = true").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let fresh = browser.get("/apps/one/x").await;
     assert_eq!(fresh.status, 200);
     assert_eq!(renewed_token(&fresh), None, "a fresh token is not renewed");
@@ -70,7 +63,7 @@ async fn renewal_happens_at_most_once_per_min_interval() {
         "ttl = \"1h\"\nrenew_threshold = 1.0\nrenew_min_interval = \"30s\"",
     )
     .await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let old = browser.cookie("hubgate-app-one").unwrap().value;
     let mut renewals = 0;
     for _ in 0..5 {
@@ -96,7 +89,7 @@ async fn exempt_paths_never_renew() {
         "ttl = \"1h\"\nrenew_threshold = 1.0\nrenew_min_interval = \"0s\"",
     )
     .await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     for _ in 0..3 {
         let page = browser.get("/apps/one/api/status").await;
         assert_eq!((page.status, renewed_token(&page)), (200, None));
@@ -108,7 +101,7 @@ async fn exempt_paths_never_renew() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_token_of_a_live_session_is_reissued_without_a_redirect() {
     let gw = gateway("", "ttl = \"1s\"\nrenew_min_interval = \"1h\"").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     // An in-flight POST with an expired token goes through and gets a fresh token.
     let page = browser.post_form("/apps/one/save", &[("doc", "1")]).await;
@@ -127,7 +120,7 @@ async fn an_expired_token_of_a_live_session_is_reissued_without_a_redirect() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_session_is_refused_even_while_its_verification_is_cached() {
     let gw = gateway("idle_timeout = \"2s\"\ncache_ttl = \"5m\"", "").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     assert_eq!(browser.get("/apps/one/x").await.status, 200);
     assert_eq!(browser.get("/apps/one/x").await.status, 200);
     assert!(
@@ -179,7 +172,7 @@ async fn an_idle_session_is_refused_even_while_its_verification_is_cached() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_busy_session_outlives_several_idle_periods() {
     let gw = gateway("idle_timeout = \"2s\"", "").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     for _ in 0..14 {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let page = browser.get("/apps/one/work").await;
@@ -190,7 +183,7 @@ async fn a_busy_session_outlives_several_idle_periods() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_kept_busy_only_on_exempt_paths_ends() {
     let gw = gateway("idle_timeout = \"2s\"", "").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let mut polls = Vec::new();
     for _ in 0..7 {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -218,7 +211,7 @@ async fn remember_me_outlives_the_normal_lifetime() {
         "",
     )
     .await;
-    let mut plain = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut plain = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let mut remembered = gw.browser();
     let page = remembered
         .sign_in_to("alice", ALICE_PASSWORD, true, "/apps/one/")
@@ -274,8 +267,8 @@ async fn the_sign_in_page_explains_each_reason() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_revoke_needs_the_right_token_and_ends_the_users_sessions() {
     let gw = gateway("", "").await;
-    let mut alice = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut bob = signed_in(&gw, "bob", BOB_PASSWORD).await;
+    let mut alice = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
+    let mut bob = Browser::signed_in_api(&gw, "bob", BOB_PASSWORD, "one").await;
     let client = reqwest::Client::new();
     let revoke = |token: &str, body: &str| {
         client
@@ -346,9 +339,9 @@ async fn the_admin_api_is_off_without_a_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_all_ends_every_session_of_the_user() {
     let gw = gateway("", "").await;
-    let mut laptop = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut phone = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut bob = signed_in(&gw, "bob", BOB_PASSWORD).await;
+    let mut laptop = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
+    let mut phone = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
+    let mut bob = Browser::signed_in_api(&gw, "bob", BOB_PASSWORD, "one").await;
     laptop.accept = HTML;
     let out = laptop.get("/hub/logout?all=1").await;
     assert_eq!(out.status, 302);
@@ -367,7 +360,7 @@ async fn logout_all_ends_every_session_of_the_user() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_signed_by_a_removed_key_ends_its_session_with_key_removed() {
     let gw = gateway("", "").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let sid = browser.cookie("hubgate-session-id").unwrap().value;
     let token = browser.cookie("hubgate-app-one").unwrap().value;
     // The same claims under a key id the gateway no longer has (as after a key is removed).
@@ -397,7 +390,7 @@ async fn a_token_signed_by_a_removed_key_ends_its_session_with_key_removed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_session_api_tells_what_an_operator_needs_to_debug_a_logout() {
     let gw = gateway("idle_timeout = \"30m\"", "ttl = \"1h\"").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let info = browser.get("/hub/api/session").await.json();
     assert_eq!(info["user"], "alice");
     assert_eq!(info["groups"], serde_json::json!(["ops"]));
@@ -424,7 +417,7 @@ async fn the_session_api_tells_what_an_operator_needs_to_debug_a_logout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_requests_of_one_busy_session_cost_almost_no_store_work() {
     let gw = gateway("idle_timeout = \"30m\"", "").await;
-    let mut browser = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let touches = "hubgate_store_operation_duration_seconds_count{op=\"touch\"}";
     let lookups = "hubgate_store_operation_duration_seconds_count{op=\"lookup\"}";
     let (touch_before, lookup_before) = (gw.metric(touches).await, gw.metric(lookups).await);

@@ -35,11 +35,7 @@ async fn an_app_token_of_one_app_is_refused_by_another() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_or_truncated_token_is_refused() {
     let gw = two_apps().await;
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let token = browser.cookie("hubgate-app-one").unwrap().value;
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     // Claim to be bob, keep alice's signature.
@@ -70,11 +66,7 @@ async fn a_tampered_or_truncated_token_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_without_its_session_id_cookie_is_a_mismatch() {
     let gw = two_apps().await;
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let real_sid = browser.cookie("hubgate-session-id").unwrap().value;
     browser.jar.retain(|c| c.name != "hubgate-session-id");
     assert_eq!(
@@ -100,11 +92,7 @@ async fn a_token_without_its_session_id_cookie_is_a_mismatch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_sign_out_the_old_cookies_are_refused_at_once() {
     let gw = two_apps().await;
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     // Warm the verification cache: the next request is a cache hit.
     assert_eq!(browser.get("/apps/one/x").await.status, 200);
     let app_cookie = browser.cookie("hubgate-app-one").unwrap().value;

@@ -542,6 +542,15 @@ impl Browser {
         page
     }
 
+    /// Signs in, opens `app` once (so the browser holds its app cookie), then speaks JSON like an
+    /// API client or a page's XHR.
+    pub async fn signed_in_api(gw: &Gateway, user: &str, password: &str, app: &str) -> Browser {
+        let mut browser = gw.browser();
+        browser.sign_in_and_open(user, password, app).await;
+        browser.accept = JSON;
+        browser
+    }
+
     /// Signs in and opens `app` once, so the browser holds its app cookie.
     pub async fn sign_in_and_open(&mut self, user: &str, password: &str, app: &str) -> Page {
         let page = self.sign_in_to(user, password, false, "/").await;
@@ -575,23 +584,8 @@ fn path_matches(request_path: &str, cookie_path: &str) -> bool {
 /// Sends raw bytes (for requests a well-behaved client library would refuse or normalise) and
 /// returns the status code of the answer, or 0 if the connection closed without one.
 pub fn raw_request(port: u16, request: &[u8]) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = stream.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&answer);
-    text.split_whitespace()
+    raw_response_head(port, request)
+        .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0)
