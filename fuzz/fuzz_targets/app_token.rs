@@ -1,0 +1,53 @@
+//! App token decoding: no input panics, and no input is accepted except what the key signed. The
+//! seeds hold tokens signed with key `k1` below for exactly one set of claims, so any token the
+//! ring accepts must carry those claims — anything else would be a forgery.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use hubgate::auth::tokens::{unverified_session_id, AppClaims, KeyRing};
+use hubgate::config::SigningKey;
+use libfuzzer_sys::fuzz_target;
+
+static RING: LazyLock<KeyRing> = LazyLock::new(|| {
+    KeyRing::new(&[
+        SigningKey {
+            id: "k1".into(),
+            secret: b"hubgate-fuzz-key-0123456789abcdef".to_vec(),
+        },
+        SigningKey {
+            id: "k0".into(),
+            secret: b"hubgate-fuzz-old-key-0123456789ab".to_vec(),
+        },
+    ])
+});
+
+fn signed_claims() -> AppClaims {
+    AppClaims {
+        sub: "alice".into(),
+        sid: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        aud: "one".into(),
+        iat: 1_700_000_000,
+        exp: 1_700_003_600,
+        groups: vec!["ops".into()],
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
+    for app in ["one", "two"] {
+        if let Ok(claims) = RING.verify(token, app) {
+            assert_eq!(claims.aud, app);
+            assert_eq!(
+                claims,
+                signed_claims(),
+                "accepted claims nobody signed: {token:?}"
+            );
+        }
+    }
+    if let Some(id) = unverified_session_id(token) {
+        assert_eq!(id.as_str().len(), 43);
+    }
+});
