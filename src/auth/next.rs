@@ -45,12 +45,35 @@ fn is_safe(next: &str) -> bool {
     if lower.starts_with("/%2f") || lower.starts_with("/%5c") {
         return false;
     }
-    // Nor a control character in percent-encoded form, which a decoding hop would turn back into
-    // the raw one above.
-    !lower.as_bytes().windows(3).any(|w| {
-        w[0] == b'%'
-            && ((w[1] == b'0' || w[1] == b'1') && w[2].is_ascii_hexdigit() || w[1..] == *b"7f")
-    })
+    // Nor a control character in percent-encoded form (C0 like `%0d%0a`, or C1 like `%C2%85`),
+    // which a decoding hop on the way would turn back into a raw one; and nothing that does not
+    // decode to UTF-8, which a Latin-1 decoder would read as C1 controls.
+    match String::from_utf8(decode_once(next)) {
+        Ok(decoded) => !decoded.chars().any(char::is_control),
+        Err(_) => false,
+    }
+}
+
+/// `text` with each `%XX` decoded once, the way a server or framework on the way might.
+fn decode_once(text: &str) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(hi), Some(lo)) = (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn percent_encode_non_ascii(path: &str) -> String {
@@ -79,6 +102,8 @@ mod tests {
             "/apps/grafana/d/x?from=now-1h&to=now",
             "/apps/a/#frag",
             "/a/%2Fb",
+            "/apps/a/caf%C3%A9?q=%20x%25",
+            "/50%",
         ] {
             assert_eq!(sanitize(ok), ok);
         }
@@ -117,6 +142,9 @@ mod tests {
             "/x%00",
             "/x%7F",
             "/x%1b[31m",
+            "/x%C2%85",
+            "/x%c2%9f",
+            "/x%FF",
             "/\u{0085}evil",
             "/\u{2028}evil",
             "/\u{3000}evil",
