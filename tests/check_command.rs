@@ -10,6 +10,27 @@ fn hubgate(args: &[&str]) -> std::process::Output {
         .expect("run hubgate")
 }
 
+/// Writes `config` beside a copy of the demo users file and runs `hubgate check` on it: (exit code,
+/// stderr).
+fn check_config(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"),
+        dir.path().join("users.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
+    let out = hubgate(&[
+        "check",
+        "-c",
+        dir.path().join("gateway.toml").to_str().unwrap(),
+    ]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn the_repository_config_is_valid() {
     let out = hubgate(&[
@@ -31,12 +52,6 @@ fn the_repository_config_is_valid() {
 
 #[test]
 fn a_config_with_three_mistakes_gets_three_messages_naming_the_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"),
-        dir.path().join("users.toml"),
-    )
-    .unwrap();
     let config = r#"
 [session]
 idle_timeout = "30 min"
@@ -47,14 +62,8 @@ name = "Grafana!"
 prefix = "/apps/grafana"
 upstreams = ["127.0.0.1:3000"]
 "#;
-    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let out = hubgate(&[
-        "check",
-        "-c",
-        dir.path().join("gateway.toml").to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = check_config(config);
+    assert_eq!(code, Some(1), "{stderr}");
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("error: "))
@@ -80,12 +89,6 @@ upstreams = ["127.0.0.1:3000"]
 
 #[test]
 fn unknown_keys_and_overlapping_prefixes_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml"),
-        dir.path().join("users.toml"),
-    )
-    .unwrap();
     let config = r#"
 [sesion]
 lifetime = "1h"
@@ -99,14 +102,8 @@ name = "a"
 prefix = "/apps/b"
 upstreams = ["nowhere"]
 "#;
-    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let out = hubgate(&[
-        "check",
-        "-c",
-        dir.path().join("gateway.toml").to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, stderr) = check_config(config);
+    assert_eq!(code, Some(1));
     for expected in [
         "error: sesion: unknown key",
         "error: apps[0].strip_prefx: unknown key",

@@ -122,11 +122,7 @@ async fn a_redis_outage_is_survived_and_recovered_from_without_restarts() {
     let gw = shared_setup(&redis, "on_store_error = \"deny\"")
         .await
         .start();
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     assert_eq!(browser.get("/apps/one/x").await.status, 200);
 
     redis.stop();
@@ -193,11 +189,7 @@ async fn allow_cached_keeps_cached_sessions_working_through_an_outage() {
     )
     .await
     .start();
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     assert_eq!(browser.get("/apps/one/x").await.status, 200);
     redis.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -221,11 +213,7 @@ async fn sessions_survive_a_gateway_restart_and_key_rotation_logs_nobody_out() {
     let redis = Redis::start();
     let base = shared_setup(&redis, "").await;
     let mut first = base.clone().start();
-    let mut browser = first.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let browser = Browser::signed_in_api(&first, "alice", ALICE_PASSWORD, "one").await;
     assert_eq!(first.stop(), Some(0), "SIGTERM exits 0");
 
     // Restarted with a new first key: the old token (k1) still verifies.
@@ -301,11 +289,7 @@ async fn cached_requests_send_no_command_to_redis() {
     let gw = shared_setup(&redis, "cache_ttl = \"5m\"\nidle_timeout = \"30m\"")
         .await
         .start();
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    browser.accept = JSON;
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     assert_eq!(browser.get("/apps/one/x").await.status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = redis.command_calls();
