@@ -9,7 +9,7 @@ use super::cache::{grant_key, CacheLookup, Grant, GrantKey, LiveSession, VerifyC
 use super::cookies::Found;
 use super::tokens::{unverified_session_id, AppClaims, KeyRing, TokenError};
 use super::Identity;
-use crate::config::{Config, OnStoreError};
+use crate::config::{Config, OnStoreError, TokenConfig};
 use crate::metrics::Metrics;
 use crate::session::{EndReason, Lookup, Noticed, SessionId, Sessions};
 use crate::time::Timestamp;
@@ -112,6 +112,14 @@ pub struct TokenPolicy {
 }
 
 impl TokenPolicy {
+    pub fn new(tokens: &TokenConfig) -> Self {
+        TokenPolicy {
+            ttl: tokens.ttl,
+            renew_threshold: tokens.renew_threshold,
+            renew_min_interval: tokens.renew_min_interval,
+        }
+    }
+
     /// A new token's expiry: `ttl` from now, never past the session's end.
     pub fn expiry(&self, now: Timestamp, session_expires_at: Timestamp) -> Timestamp {
         now.plus(self.ttl).min(session_expires_at)
@@ -145,11 +153,7 @@ impl Verifier {
             cache,
             sessions,
             metrics,
-            policy: TokenPolicy {
-                ttl: config.tokens.ttl,
-                renew_threshold: config.tokens.renew_threshold,
-                renew_min_interval: config.tokens.renew_min_interval,
-            },
+            policy: TokenPolicy::new(&config.tokens),
             on_store_error: config.session.on_store_error,
             activity_write_interval: config.session.activity_write_interval(),
         }

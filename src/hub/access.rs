@@ -112,11 +112,8 @@ impl Hub {
             .is_some_and(|v| v == "1" || v == "true");
         // The hub-login cookie names the session at the hub; at the root alias `/logout` only the
         // session-id cookie (path `/`) arrives, and that is its whole job.
-        let id = req
-            .cookie(&self.cookies.names.hub_login)
-            .and_then(|v| {
-                crate::auth::hub_login::open(&self.keys, &self.cookies.names.hub_login, v)
-            })
+        let id = self
+            .hub_login_id(req)
             .or_else(|| self.session_id_cookie(req));
         if let Some(id) = id {
             let noticed = Noticed {

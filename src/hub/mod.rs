@@ -84,11 +84,7 @@ impl Hub {
                 hub.login_failure_window,
                 hub.login_lockout,
             ),
-            policy: TokenPolicy {
-                ttl: config.tokens.ttl,
-                renew_threshold: config.tokens.renew_threshold,
-                renew_min_interval: config.tokens.renew_min_interval,
-            },
+            policy: TokenPolicy::new(&config.tokens),
             config,
             keys,
             sessions,
@@ -158,6 +154,13 @@ impl Hub {
         Reply::html(status, pages::layout(&layout, body))
     }
 
+    /// The session id sealed in the hub-login cookie, if a configured key opens it.
+    fn hub_login_id(&self, req: &HubRequest<'_>) -> Option<SessionId> {
+        let name = &self.cookies.names.hub_login;
+        req.cookie(name)
+            .and_then(|v| hub_login::open(&self.keys, name, v))
+    }
+
     /// The session the hub-login cookie names, if it is alive; otherwise why not (`None`: no
     /// cookie, or a cookie no configured key opens).
     async fn signed_in(
@@ -165,10 +168,7 @@ impl Hub {
         req: &HubRequest<'_>,
         now: Timestamp,
     ) -> Result<Result<Session, Option<EndReason>>, StoreError> {
-        let Some(id) = req
-            .cookie(&self.cookies.names.hub_login)
-            .and_then(|v| hub_login::open(&self.keys, &self.cookies.names.hub_login, v))
-        else {
+        let Some(id) = self.hub_login_id(req) else {
             return Ok(Err(None));
         };
         self.sessions
