@@ -124,6 +124,35 @@ pub fn lookup<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Fo
     }
 }
 
+/// [`lookup`] of two cookies in one pass over the headers (the app token and the session id,
+/// on every app request).
+pub fn lookup_pair<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+    names: [&str; 2],
+) -> [Found<'a>; 2] {
+    let mut first: [Option<&'a [u8]>; 2] = [None, None];
+    let mut conflicting = [false, false];
+    for (name, value) in headers.into_iter().flat_map(pairs) {
+        for i in 0..2 {
+            if name != names[i].as_bytes() {
+                continue;
+            }
+            match first[i] {
+                None => first[i] = Some(value),
+                Some(seen) if seen == value => {}
+                Some(_) => conflicting[i] = true,
+            }
+        }
+    }
+    [0, 1].map(
+        |i| match (conflicting[i], first[i].map(std::str::from_utf8)) {
+            (true, _) => Found::Conflicting,
+            (false, Some(Ok(value))) => Found::One(value),
+            _ => Found::Missing,
+        },
+    )
+}
+
 /// The value of cookie `name` if the request carries exactly one (conflicting copies give `None`).
 pub fn find<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
     lookup(headers, name).value()

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::{grant_key, CacheLookup, Grant, GrantKey, LiveSession, VerifyCache};
+use super::cache::{grant_digest, CacheLookup, CachedSession, GrantDigest, VerifyCache};
 use super::cookies::Found;
 use super::tokens::{unverified_session_id, AppClaims, KeyRing, TokenError};
 use super::Identity;
@@ -38,7 +38,6 @@ pub enum Verdict {
 
 #[derive(Debug)]
 pub struct Admission {
-    pub session_id: SessionId,
     pub identity: Arc<Identity>,
     pub renewed: Option<RenewedToken>,
 }
@@ -193,40 +192,45 @@ impl Verifier {
         let Some(token) = req.token.value() else {
             return refuse(Reason::NoToken);
         };
-        let key = req.session_id.value().map(|sid| grant_key(token, sid));
-        let mut stale_grant = None;
-        if let Some(key) = &key {
-            match self.cache.lookup(key) {
-                // Only for the app the token was issued to, and only while the session's idle and
-                // absolute limits hold as far as this instance knows.
-                CacheLookup::Hit(grant) if grant.app == req.app => {
-                    self.metrics.cache_hit.inc();
-                    if !grant
-                        .session
-                        .limit_reached(self.sessions.idle_timeout(), now)
-                    {
-                        return self.admit(&grant, req, now);
-                    }
-                    stale_grant = Some(grant);
-                }
-                CacheLookup::Ended(reason) => {
-                    self.metrics.cache_hit.inc();
-                    return refuse(Reason::from_end(Some(reason)));
-                }
-                _ => self.metrics.cache_miss.inc(),
+        let Some(session_id) = req.session_id.value() else {
+            return self.verify_with_store(token, None, req, now, false).await;
+        };
+        let digest = grant_digest(req.app, token, session_id);
+        let idle_timeout = self.sessions.idle_timeout();
+        // Admitted here only while the session's idle and absolute limits hold as far as this
+        // instance knows; otherwise the store has the last word (another instance may have seen
+        // activity), and may be asked instead of refusing when unreachable with `allow_cached`.
+        let cached = self
+            .cache
+            .lookup(session_id, &digest, now, |record, token_expires_at| {
+                (!record.limit_reached(idle_timeout, now))
+                    .then(|| self.admit(record, token_expires_at, req, session_id, now))
+            });
+        match cached {
+            CacheLookup::Hit(Some(admitted)) => {
+                self.metrics.cache_hit.inc();
+                admitted
+            }
+            CacheLookup::Hit(None) => {
+                self.metrics.cache_hit.inc();
+                self.verify_with_store(token, Some(digest), req, now, true)
+                    .await
+            }
+            CacheLookup::Miss => {
+                self.metrics.cache_miss.inc();
+                self.verify_with_store(token, Some(digest), req, now, false)
+                    .await
             }
         }
-        self.verify_with_store(token, key, req, now, stale_grant)
-            .await
     }
 
     async fn verify_with_store(
         &self,
         token: &str,
-        key: Option<GrantKey>,
+        digest: Option<GrantDigest>,
         req: &AppRequest<'_>,
         now: Timestamp,
-        stale_grant: Option<Arc<Grant>>,
+        was_cached: bool,
     ) -> Verdict {
         let claims = match self.keys.verify(token, req.app) {
             Ok(claims) => claims,
@@ -241,8 +245,8 @@ impl Verifier {
         if claims.iat > now.as_secs() + MAX_CLOCK_SKEW_SECS {
             return refuse(Reason::InvalidToken);
         }
-        let (Some(key), Some(id)) = (
-            key,
+        let (Some(digest), Some(id)) = (
+            digest,
             req.session_id
                 .value()
                 .filter(|s| *s == claims.sid)
@@ -257,80 +261,111 @@ impl Verifier {
         let session = match self.sessions.live(&id, now, noticed).await {
             Ok(Ok(session)) => session,
             Ok(Err(reason)) => return refuse(Reason::from_end(reason)),
-            Err(_) => {
-                return match (self.on_store_error, stale_grant) {
-                    (OnStoreError::AllowCached, Some(grant)) => self.admit(&grant, req, now),
-                    _ => Verdict::Refuse(Refusal::StoreUnavailable),
-                }
-            }
+            Err(_) => return self.when_store_unavailable(&id, &digest, req, now, was_cached),
         };
         if session.user != claims.sub {
             return refuse(Reason::InvalidToken);
         }
-        let grant = Arc::new(Grant {
-            app: req.app.to_string(),
-            token_expires_at: Timestamp::from_secs(claims.exp),
-            session: self.cache.live_session(&session),
-        });
-        self.cache.insert(key, grant.clone());
-        self.admit(&grant, req, now)
+        let token_expires_at = Timestamp::from_secs(claims.exp);
+        self.cache
+            .insert(&session, Some((digest, token_expires_at)), now, |record| {
+                self.admit(record, token_expires_at, req, id.as_str(), now)
+            })
+            .unwrap_or_else(|ended| refuse(Reason::from_end(Some(ended))))
     }
 
-    fn admit(&self, grant: &Grant, req: &AppRequest<'_>, now: Timestamp) -> Verdict {
-        let live = &grant.session;
+    /// The store cannot be asked. With `on_store_error = "allow_cached"` a session this instance
+    /// has a grant for is admitted on what it knows; otherwise the request is refused with 503.
+    fn when_store_unavailable(
+        &self,
+        id: &SessionId,
+        digest: &GrantDigest,
+        req: &AppRequest<'_>,
+        now: Timestamp,
+        was_cached: bool,
+    ) -> Verdict {
+        if was_cached && self.on_store_error == OnStoreError::AllowCached {
+            let cached = self
+                .cache
+                .lookup(id.as_str(), digest, now, |record, token_expires_at| {
+                    self.admit(record, token_expires_at, req, id.as_str(), now)
+                });
+            if let CacheLookup::Hit(admitted) = cached {
+                return admitted;
+            }
+        }
+        Verdict::Refuse(Refusal::StoreUnavailable)
+    }
+
+    /// Runs under the cache shard's lock: bookkeeping only, plus (rarely) signing a renewal.
+    fn admit(
+        &self,
+        record: &mut CachedSession,
+        token_expires_at: Timestamp,
+        req: &AppRequest<'_>,
+        session_id: &str,
+        now: Timestamp,
+    ) -> Verdict {
         let mut renewed = None;
         if !req.activity_exempt {
-            if live.record_activity(now, self.activity_write_interval) {
-                self.write_activity(live.id.clone(), now);
+            if record.record_activity(now, self.activity_write_interval) {
+                self.write_activity(session_id, now);
             }
             // An expired token of a live session is re-issued on this very request: the user (and
             // an in-flight XHR or POST) is never bounced. Otherwise renew past the threshold, at
             // most once per `renew_min_interval`.
-            let expired = now >= grant.token_expires_at;
-            if (expired || self.policy.wants_renewal(grant.token_expires_at, now))
-                && live.claim_renewal(req.app, now, self.policy.renew_min_interval, expired)
+            let expired = now >= token_expires_at;
+            if (expired || self.policy.wants_renewal(token_expires_at, now))
+                && record.claim_renewal(req.app, now, self.policy.renew_min_interval, expired)
             {
-                renewed = Some(self.renew(live, req.app, now));
+                renewed = self.renew(record, req.app, session_id, now);
             }
         }
         Verdict::Admit(Admission {
-            session_id: live.id.clone(),
-            identity: live.identity.clone(),
+            identity: record.identity.clone(),
             renewed,
         })
     }
 
-    fn renew(&self, live: &Arc<LiveSession>, app: &str, now: Timestamp) -> RenewedToken {
-        let expires_at = self.policy.expiry(now, live.expires_at);
-        let token = self.keys.sign(&AppClaims::new(
-            &live.identity,
-            &live.id,
-            app,
-            now,
-            expires_at,
-        ));
+    fn renew(
+        &self,
+        record: &mut CachedSession,
+        app: &str,
+        session_id: &str,
+        now: Timestamp,
+    ) -> Option<RenewedToken> {
+        let id = SessionId::parse(session_id)?;
+        let expires_at = self.policy.expiry(now, record.expires_at);
+        let token = self
+            .keys
+            .sign(&AppClaims::new(&record.identity, &id, app, now, expires_at));
         // Cache the new token right away: the next request with it costs no store round trip.
-        self.cache.insert(
-            grant_key(&token, live.id.as_str()),
-            Arc::new(Grant {
-                app: app.to_string(),
-                token_expires_at: Timestamp::from_secs(expires_at.as_secs()),
-                session: live.clone(),
-            }),
-        );
+        if let Some(verified_until) = self.cache.trust_until(now) {
+            record.add_grant(
+                grant_digest(app, &token, session_id),
+                Timestamp::from_secs(expires_at.as_secs()),
+                verified_until,
+            );
+        }
         self.metrics.token_renewals.with_label_values(&[app]).inc();
         let sessions = self.sessions.clone();
-        let (id, app) = (live.id.clone(), app.to_string());
+        let app_name = app.to_string();
         tokio::spawn(async move {
-            let _ = sessions.store().record_token(&id, &app, expires_at).await;
+            let _ = sessions
+                .store()
+                .record_token(&id, &app_name, expires_at)
+                .await;
         });
-        RenewedToken {
+        Some(RenewedToken {
             token,
-            cookie_max_age: live.remember_me.then(|| now.until(live.expires_at)),
-        }
+            cookie_max_age: record.remember_me.then(|| now.until(record.expires_at)),
+        })
     }
 
-    fn write_activity(&self, id: SessionId, now: Timestamp) {
+    fn write_activity(&self, session_id: &str, now: Timestamp) {
+        let Some(id) = SessionId::parse(session_id) else {
+            return;
+        };
         let sessions = self.sessions.clone();
         tokio::spawn(async move {
             let _ = sessions.store().touch(&id, now).await;
@@ -366,12 +401,12 @@ impl AppClaims {
         expires_at: Timestamp,
     ) -> Self {
         AppClaims {
-            sub: identity.user.clone(),
+            sub: identity.user().to_string(),
             sid: id.as_str().to_string(),
             aud: app.to_string(),
             iat: now.as_secs(),
             exp: expires_at.as_secs(),
-            groups: identity.groups.clone(),
+            groups: identity.groups().map(str::to_string).collect(),
         }
     }
 }

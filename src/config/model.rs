@@ -181,12 +181,12 @@ impl AppConfig {
             .any(|p| path.starts_with(p.as_str()))
     }
 
-    pub fn allows(&self, user: &str, groups: &[String]) -> bool {
+    pub fn allows<'a>(&self, user: &str, mut groups: impl Iterator<Item = &'a str>) -> bool {
         if self.allowed_users.is_empty() && self.allowed_groups.is_empty() {
             return true;
         }
         self.allowed_users.iter().any(|u| u == user)
-            || groups.iter().any(|g| self.allowed_groups.contains(g))
+            || groups.any(|g| self.allowed_groups.iter().any(|a| a == g))
     }
 }
 

@@ -46,7 +46,7 @@ impl Hub {
             }
             Err(_) => return self.store_unavailable(),
         };
-        if !app.allows(&session.user, &session.groups) {
+        if !app.allows(&session.user, session.groups.iter().map(String::as_str)) {
             tracing::info!(event = "forbidden", user = %session.user, app = %app.name, "user may not use this app");
             let text = format!("You are signed in as {}, but your account may not use {}. Ask an administrator for access.", session.user, app.name);
             return self.page(

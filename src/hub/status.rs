@@ -42,7 +42,7 @@ impl Hub {
             .map(|app| AppRow {
                 name: app.name.clone(),
                 href: format!("{}/", app.prefix),
-                allowed: app.allows(&session.user, &session.groups),
+                allowed: app.allows(&session.user, session.groups.iter().map(String::as_str)),
                 token_left: session.app_tokens.get(&app.name).map(|exp| now.until(*exp)),
             })
             .collect();
@@ -87,7 +87,7 @@ impl Hub {
                 let exp = session.app_tokens.get(&app.name);
                 json!({
                     "name": app.name,
-                    "allowed": app.allows(&session.user, &session.groups),
+                    "allowed": app.allows(&session.user, session.groups.iter().map(String::as_str)),
                     "token_expires_at": exp.map(|e| e.as_secs()),
                     "token_seconds_left": exp.map(|e| now.until(*e).as_secs()),
                 })

@@ -7,6 +7,8 @@ pub mod in_flight;
 pub mod routes;
 mod upstream;
 
+pub use upstream::reserved_header_names;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,8 +139,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         ctx.app = Some(app.clone());
-        let path = session.req_header().uri.path().to_string();
-        if app.config.is_public(&path) {
+        if app.config.is_public(session.req_header().uri.path()) {
             ctx.outcome = "public";
             return Ok(false);
         }
@@ -155,36 +156,45 @@ impl Gateway {
             .await?;
             return Ok(true);
         }
-        let verdict = {
-            let cookie_headers: Vec<&[u8]> = session
+        let (verdict, websocket_session) = {
+            let path = session.req_header().uri.path();
+            let cookie_headers = session
                 .req_header()
                 .headers
                 .get_all(http::header::COOKIE)
                 .iter()
-                .map(|v| v.as_bytes())
-                .collect();
+                .map(|v| v.as_bytes());
+            let [token, session_id] = cookies::lookup_pair(
+                cookie_headers,
+                [&app.cookie_name, &self.cookies.names.session_id],
+            );
             let request = AppRequest {
                 app: &app.config.name,
-                token: cookies::lookup(cookie_headers.iter().copied(), &app.cookie_name),
-                session_id: cookies::lookup(
-                    cookie_headers.iter().copied(),
-                    &self.cookies.names.session_id,
-                ),
-                path: &path,
-                activity_exempt: app.is_activity_exempt(&path),
+                token,
+                session_id,
+                path,
+                activity_exempt: app.is_activity_exempt(path),
             };
-            self.verifier.verify(&request, ctx.now).await
+            let websocket_session = session
+                .is_upgrade_req()
+                .then(|| request.session_id.value().and_then(SessionId::parse))
+                .flatten();
+            (
+                self.verifier.verify(&request, ctx.now).await,
+                websocket_session,
+            )
         };
         match verdict {
             Verdict::Admit(admission)
                 if !app
                     .config
-                    .allows(&admission.identity.user, &admission.identity.groups) =>
+                    .allows(admission.identity.user(), admission.identity.groups()) =>
             {
                 ctx.outcome = "forbidden";
                 let text = format!(
                     "Your account ({}) may not use {}.",
-                    admission.identity.user, app.config.name
+                    admission.identity.user(),
+                    app.config.name
                 );
                 answer::error(
                     session,
@@ -199,12 +209,10 @@ impl Gateway {
             }
             Verdict::Admit(admission) => {
                 ctx.outcome = "allowed";
-                if session.is_upgrade_req() {
-                    ctx.websocket = Some(WebSocketWatch {
-                        session_id: admission.session_id,
-                        last_checked: Instant::now(),
-                    });
-                }
+                ctx.websocket = websocket_session.map(|session_id| WebSocketWatch {
+                    session_id,
+                    last_checked: Instant::now(),
+                });
                 ctx.identity = Some(admission.identity);
                 ctx.renewed = admission.renewed;
                 Ok(false)
@@ -242,7 +250,7 @@ impl Gateway {
             outcome = ctx.outcome,
             status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
-            user = ctx.identity.as_ref().map_or("-", |i| i.user.as_str()),
+            user = ctx.identity.as_ref().map_or("-", |i| i.user()),
         );
     }
 }
@@ -292,7 +300,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.now = Timestamp::now();
         if answer::refuse_oversized_cookies(session, &self.hub_prefix).await? {
             return Ok(true);
         }

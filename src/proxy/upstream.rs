@@ -10,22 +10,23 @@ use crate::auth::cookies::{without_gateway_cookies, CookieNames};
 use crate::auth::Identity;
 
 pub fn remove_gateway_cookies(req: &mut RequestHeader, names: &CookieNames) -> Result<()> {
-    let values: Vec<Vec<u8>> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .map(|v| v.as_bytes().to_vec())
-        .collect();
-    if values.is_empty() {
+    let mut headers = 0;
+    let mut kept: Vec<u8> = Vec::new();
+    for value in req.headers.get_all(http::header::COOKIE) {
+        headers += 1;
+        if let Some(rest) = without_gateway_cookies(value.as_bytes(), names) {
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(&rest);
+        }
+    }
+    if headers == 0 {
         return Ok(());
     }
     req.remove_header(&http::header::COOKIE);
-    let kept: Vec<Vec<u8>> = values
-        .iter()
-        .filter_map(|v| without_gateway_cookies(v, names))
-        .collect();
     if !kept.is_empty() {
-        req.insert_header(http::header::COOKIE, kept.join(&b"; "[..]))?;
+        req.insert_header(http::header::COOKIE, kept)?;
     }
     Ok(())
 }
@@ -60,23 +61,31 @@ fn same_header(a: &str, b: &str) -> bool {
         })
 }
 
+/// Every header name a client may not send to `app` (compared with [`same_header`]): its identity
+/// headers, the conventional ones, and those that could override what the gateway checked.
+pub fn reserved_header_names(app: &crate::config::AppConfig) -> Vec<String> {
+    app.identity_headers
+        .names()
+        .chain(CONVENTIONAL_IDENTITY_HEADERS)
+        .chain(CLIENT_MAY_NOT_SEND)
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn set_identity_headers(
     req: &mut RequestHeader,
     app: &AppRoute,
     identity: Option<&Identity>,
 ) -> Result<()> {
-    let headers = &app.config.identity_headers;
-    // Every copy in any letter case, and the underscore spellings, of every identity header and
-    // every header that could override what the gateway checked.
-    let reserved: Vec<&str> = headers
-        .names()
-        .chain(CONVENTIONAL_IDENTITY_HEADERS)
-        .chain(CLIENT_MAY_NOT_SEND)
-        .collect();
+    // Every copy in any letter case, and the underscore spellings.
     let spoofed: Vec<http::HeaderName> = req
         .headers
         .keys()
-        .filter(|name| reserved.iter().any(|r| same_header(name.as_str(), r)))
+        .filter(|name| {
+            app.reserved_headers
+                .iter()
+                .any(|r| same_header(name.as_str(), r))
+        })
         .cloned()
         .collect();
     for name in spoofed {
@@ -87,14 +96,15 @@ pub fn set_identity_headers(
     let Some(identity) = identity else {
         return Ok(());
     };
-    if let Some(name) = &headers.user {
-        req.insert_header(name.clone(), identity.user.as_bytes())?;
-    }
-    if let Some(name) = &headers.groups {
-        req.insert_header(name.clone(), identity.groups.join(",").as_bytes())?;
-    }
-    if let Some(name) = &headers.email {
-        req.insert_header(name.clone(), identity.email.as_bytes())?;
+    let [user, groups, email] = &app.identity_headers;
+    for (name, value) in [
+        (user, identity.user()),
+        (groups, identity.groups_joined()),
+        (email, identity.email()),
+    ] {
+        if let Some(name) = name {
+            req.insert_header(name.clone(), value)?;
+        }
     }
     Ok(())
 }
