@@ -5,8 +5,9 @@
 //! moment ago are refused at once, not after `cache_ttl`.
 //!
 //! One compact record per session in a sharded hash map, because this is what a gateway with many
-//! signed-in users holds in memory: about 200 bytes per session (a general-purpose cache entry
-//! costs several hundred bytes of bookkeeping on its own; `bench/run` measures the total).
+//! signed-in users holds in memory: under 300 bytes per session, identity included (a
+//! general-purpose cache entry costs several hundred bytes of bookkeeping on its own; `bench/run`
+//! measures the total).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,7 +90,8 @@ pub struct CachedSession {
     last_written: Timestamp,
     grants: SmallVec<[Grant; 1]>,
     /// When each app's token was last renewed: `renew_min_interval` is per session and app.
-    renewals: Vec<(Box<str>, Timestamp)>,
+    /// Boxed: most cached sessions never renew, and then it costs one pointer.
+    renewals: Option<Box<Vec<(Box<str>, Timestamp)>>>,
 }
 
 impl CachedSession {
@@ -101,7 +103,7 @@ impl CachedSession {
             last_seen: session.last_seen,
             last_written: session.last_seen,
             grants: SmallVec::new(),
-            renewals: Vec::new(),
+            renewals: None,
         }
     }
 
@@ -134,13 +136,11 @@ impl CachedSession {
         min_interval: Duration,
         force: bool,
     ) -> bool {
-        match self.renewals.iter_mut().find(|(a, _)| **a == *app) {
+        let renewals = self.renewals.get_or_insert_with(Box::default);
+        match renewals.iter_mut().find(|(a, _)| **a == *app) {
             Some((_, last)) if force || now.since(*last) >= min_interval => *last = now,
             Some(_) => return false,
-            None => {
-                self.renewals.reserve_exact(1);
-                self.renewals.push((app.into(), now));
-            }
+            None => renewals.push((app.into(), now)),
         }
         true
     }
@@ -514,5 +514,15 @@ mod tests {
         assert!(SessionKey::of("short").is_none());
         assert!(SessionKey::of(&"A".repeat(44)).is_none());
         assert!(SessionKey::of(&"*".repeat(43)).is_none());
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// The record's size is what `cache_capacity` sessions cost; keep it from creeping up.
+    #[test]
+    fn a_cached_session_stays_small() {
+        assert!(std::mem::size_of::<super::CachedSession>() <= 96);
+        assert!(std::mem::size_of::<super::Identity>() <= 24);
     }
 }

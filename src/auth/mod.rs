@@ -18,8 +18,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     text: Box<str>,
-    user_len: usize,
-    email_len: usize,
+    user_len: u32,
+    email_len: u32,
 }
 
 impl Identity {
@@ -35,10 +35,12 @@ impl Identity {
             }
             text.push_str(group);
         }
+        // The users file and the store keep names and emails far below 4 GiB; clamp regardless.
+        let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX);
         Identity {
             text: text.into_boxed_str(),
-            user_len: user.len(),
-            email_len: email.len(),
+            user_len: len(user),
+            email_len: len(email),
         }
     }
 
@@ -46,17 +48,23 @@ impl Identity {
         Arc::new(Identity::new(user, groups, email))
     }
 
+    fn split(&self) -> (usize, usize) {
+        let user_end = self.user_len as usize;
+        (user_end, user_end + self.email_len as usize)
+    }
+
     pub fn user(&self) -> &str {
-        &self.text[..self.user_len]
+        self.text.get(..self.split().0).unwrap_or_default()
     }
 
     pub fn email(&self) -> &str {
-        &self.text[self.user_len..self.user_len + self.email_len]
+        let (user_end, email_end) = self.split();
+        self.text.get(user_end..email_end).unwrap_or_default()
     }
 
     /// The groups, comma-separated.
     pub fn groups_joined(&self) -> &str {
-        &self.text[self.user_len + self.email_len..]
+        self.text.get(self.split().1..).unwrap_or_default()
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &str> {
