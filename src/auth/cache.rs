@@ -80,6 +80,9 @@ struct Grant {
 /// it replaces): beyond it the one verified longest ago goes.
 const GRANTS_PER_SESSION: usize = 8;
 
+/// An app and when its token was last renewed.
+type Renewal = (Box<str>, Timestamp);
+
 /// What this instance knows of a live session.
 #[derive(Debug)]
 pub struct CachedSession {
@@ -90,8 +93,8 @@ pub struct CachedSession {
     last_written: Timestamp,
     grants: SmallVec<[Grant; 1]>,
     /// When each app's token was last renewed: `renew_min_interval` is per session and app.
-    /// Boxed: most cached sessions never renew, and then it costs one pointer.
-    renewals: Option<Box<Vec<(Box<str>, Timestamp)>>>,
+    /// A boxed slice, grown on the rare renewal of a new app: most cached sessions never renew.
+    renewals: Option<Box<[Renewal]>>,
 }
 
 impl CachedSession {
@@ -140,7 +143,11 @@ impl CachedSession {
         match renewals.iter_mut().find(|(a, _)| **a == *app) {
             Some((_, last)) if force || now.since(*last) >= min_interval => *last = now,
             Some(_) => return false,
-            None => renewals.push((app.into(), now)),
+            None => {
+                let mut grown = std::mem::take(renewals).into_vec();
+                grown.push((app.into(), now));
+                *renewals = grown.into_boxed_slice();
+            }
         }
         true
     }
