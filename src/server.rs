@@ -87,13 +87,7 @@ pub fn run(config: Config) -> Result<(), String> {
             cookie_name: CookieNames::new(&config.cookies.prefix).app(&app.name),
             activity_exempt,
             metrics: metrics.app(&app.name),
-            reserved_headers: crate::proxy::reserved_header_names(app),
-            identity_headers: [
-                &app.identity_headers.user,
-                &app.identity_headers.groups,
-                &app.identity_headers.email,
-            ]
-            .map(|name| name.clone().map(bytes::Bytes::from)),
+            headers: crate::proxy::AppHeaders::new(app),
         }));
     }
 

@@ -106,35 +106,21 @@ impl<'a> Found<'a> {
 
 /// Every copy of cookie `name` across all Cookie headers: one value, none, or a conflict.
 pub fn lookup<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Found<'a> {
-    let mut first: Option<&'a [u8]> = None;
-    for (_, value) in headers
-        .into_iter()
-        .flat_map(pairs)
-        .filter(|(n, _)| *n == name.as_bytes())
-    {
-        match first {
-            None => first = Some(value),
-            Some(seen) if seen == value => {}
-            Some(_) => return Found::Conflicting,
-        }
-    }
-    match first.map(std::str::from_utf8) {
-        Some(Ok(value)) => Found::One(value),
-        _ => Found::Missing,
-    }
+    let [found] = lookup_each(headers, [name]);
+    found
 }
 
-/// [`lookup`] of two cookies in one pass over the headers (the app token and the session id,
+/// [`lookup`] of several cookies in one pass over the headers (the app token and the session id,
 /// on every app request).
-pub fn lookup_pair<'a>(
+pub fn lookup_each<'a, const N: usize>(
     headers: impl IntoIterator<Item = &'a [u8]>,
-    names: [&str; 2],
-) -> [Found<'a>; 2] {
-    let mut first: [Option<&'a [u8]>; 2] = [None, None];
-    let mut conflicting = [false, false];
+    names: [&str; N],
+) -> [Found<'a>; N] {
+    let mut first: [Option<&'a [u8]>; N] = [None; N];
+    let mut conflicting = [false; N];
     for (name, value) in headers.into_iter().flat_map(pairs) {
-        for i in 0..2 {
-            if name != names[i].as_bytes() {
+        for (i, wanted) in names.iter().enumerate() {
+            if name != wanted.as_bytes() {
                 continue;
             }
             match first[i] {
@@ -144,7 +130,7 @@ pub fn lookup_pair<'a>(
             }
         }
     }
-    [0, 1].map(
+    std::array::from_fn(
         |i| match (conflicting[i], first[i].map(std::str::from_utf8)) {
             (true, _) => Found::Conflicting,
             (false, Some(Ok(value))) => Found::One(value),

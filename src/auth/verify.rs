@@ -193,7 +193,7 @@ impl Verifier {
             return refuse(Reason::NoToken);
         };
         let Some(session_id) = req.session_id.value() else {
-            return self.verify_with_store(token, None, req, now, false).await;
+            return self.verify_with_store(token, None, req, now).await;
         };
         let digest = grant_digest(req.app, token, session_id);
         let idle_timeout = self.sessions.idle_timeout();
@@ -213,13 +213,11 @@ impl Verifier {
             }
             CacheLookup::Hit(None) => {
                 self.metrics.cache_hit.inc();
-                self.verify_with_store(token, Some(digest), req, now, true)
-                    .await
+                self.verify_with_store(token, Some(digest), req, now).await
             }
             CacheLookup::Miss => {
                 self.metrics.cache_miss.inc();
-                self.verify_with_store(token, Some(digest), req, now, false)
-                    .await
+                self.verify_with_store(token, Some(digest), req, now).await
             }
         }
     }
@@ -230,7 +228,6 @@ impl Verifier {
         digest: Option<GrantDigest>,
         req: &AppRequest<'_>,
         now: Timestamp,
-        was_cached: bool,
     ) -> Verdict {
         let claims = match self.keys.verify(token, req.app) {
             Ok(claims) => claims,
@@ -261,7 +258,7 @@ impl Verifier {
         let session = match self.sessions.live(&id, now, noticed).await {
             Ok(Ok(session)) => session,
             Ok(Err(reason)) => return refuse(Reason::from_end(reason)),
-            Err(_) => return self.when_store_unavailable(&id, &digest, req, now, was_cached),
+            Err(_) => return self.when_store_unavailable(&id, &digest, req, now),
         };
         if session.user != claims.sub {
             return refuse(Reason::InvalidToken);
@@ -275,16 +272,16 @@ impl Verifier {
     }
 
     /// The store cannot be asked. With `on_store_error = "allow_cached"` a session this instance
-    /// has a grant for is admitted on what it knows; otherwise the request is refused with 503.
+    /// holds a grant for is admitted on what it knows (even if it looked idle here); otherwise,
+    /// or without a grant, the request is refused with 503.
     fn when_store_unavailable(
         &self,
         id: &SessionId,
         digest: &GrantDigest,
         req: &AppRequest<'_>,
         now: Timestamp,
-        was_cached: bool,
     ) -> Verdict {
-        if was_cached && self.on_store_error == OnStoreError::AllowCached {
+        if self.on_store_error == OnStoreError::AllowCached {
             let cached = self
                 .cache
                 .lookup(id.as_str(), digest, now, |record, token_expires_at| {

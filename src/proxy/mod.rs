@@ -7,7 +7,7 @@ pub mod in_flight;
 pub mod routes;
 mod upstream;
 
-pub use upstream::reserved_header_names;
+pub use upstream::AppHeaders;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -164,7 +164,7 @@ impl Gateway {
                 .get_all(http::header::COOKIE)
                 .iter()
                 .map(|v| v.as_bytes());
-            let [token, session_id] = cookies::lookup_pair(
+            let [token, session_id] = cookies::lookup_each(
                 cookie_headers,
                 [&app.cookie_name, &self.cookies.names.session_id],
             );

@@ -16,11 +16,8 @@ pub struct AppRoute {
     /// Global and per-app prefixes that neither renew tokens nor count as activity.
     pub activity_exempt: Vec<String>,
     pub metrics: AppMetrics,
-    /// Header names no client may send to this app (see `upstream::reserved_header_names`).
-    pub reserved_headers: Vec<String>,
-    /// The identity header names (user, groups, email) in their configured letter case, shared
-    /// rather than copied per request; `None` where turned off.
-    pub identity_headers: [Option<bytes::Bytes>; 3],
+    /// Identity header names and the headers no client may send, prepared once.
+    pub headers: super::AppHeaders,
 }
 
 impl AppRoute {

@@ -61,15 +61,31 @@ fn same_header(a: &str, b: &str) -> bool {
         })
 }
 
-/// Every header name a client may not send to `app` (compared with [`same_header`]): its identity
-/// headers, the conventional ones, and those that could override what the gateway checked.
-pub fn reserved_header_names(app: &crate::config::AppConfig) -> Vec<String> {
-    app.identity_headers
-        .names()
-        .chain(CONVENTIONAL_IDENTITY_HEADERS)
-        .chain(CLIENT_MAY_NOT_SEND)
-        .map(str::to_string)
-        .collect()
+/// What the upstream-header rules need of one app, prepared once at start.
+pub struct AppHeaders {
+    /// Every header name a client may not send (compared with [`same_header`]): the app's
+    /// identity headers, the conventional ones, and those that could override what the gateway
+    /// checked.
+    reserved: Vec<String>,
+    /// The identity header names (user, groups, email) in their configured letter case, shared
+    /// rather than copied per request; `None` where turned off.
+    identity: [Option<bytes::Bytes>; 3],
+}
+
+impl AppHeaders {
+    pub fn new(app: &crate::config::AppConfig) -> Self {
+        let names = &app.identity_headers;
+        AppHeaders {
+            reserved: names
+                .names()
+                .chain(CONVENTIONAL_IDENTITY_HEADERS)
+                .chain(CLIENT_MAY_NOT_SEND)
+                .map(str::to_string)
+                .collect(),
+            identity: [&names.user, &names.groups, &names.email]
+                .map(|name| name.clone().map(bytes::Bytes::from)),
+        }
+    }
 }
 
 pub fn set_identity_headers(
@@ -82,7 +98,8 @@ pub fn set_identity_headers(
         .headers
         .keys()
         .filter(|name| {
-            app.reserved_headers
+            app.headers
+                .reserved
                 .iter()
                 .any(|r| same_header(name.as_str(), r))
         })
@@ -96,7 +113,7 @@ pub fn set_identity_headers(
     let Some(identity) = identity else {
         return Ok(());
     };
-    let [user, groups, email] = &app.identity_headers;
+    let [user, groups, email] = &app.headers.identity;
     for (name, value) in [
         (user, identity.user()),
         (groups, identity.groups_joined()),
