@@ -151,14 +151,27 @@ describe('the demo in Chromium', () => {
   });
 
   test('4. a WebSocket from app A\'s page carries a message through the gateway', async () => {
+    // Pingora 0.9 can tear an upgraded connection down right after its 101 when the upstream
+    // answers before the proxy has consumed the upgrade request's empty body
+    // (cloudflare/pingora#946; the fixes, #947 and #1016, are not released). The browser then sees
+    // the socket close with 1006. The page is reloaded for a new socket when, and only when, that
+    // is what happened; anything else fails at once, as do five such tear-downs in a row.
     const status = pageA.locator('#ws-status');
-    await status.filter({ hasText: /open|closed/ }).waitFor();
-    // Pingora can tear an upgraded connection down right after its 101 when the upstream answers
-    // fast (cloudflare/pingora#946); say so rather than time out if that is what happened.
-    assert.equal(await status.innerText(), 'open', 'the WebSocket closed right after it opened');
-    await pageA.locator('#ws-message').fill('hello through the gateway');
-    await pageA.locator('#ws-send').click();
-    await pageA.locator('#ws-log li', { hasText: '← hello through the gateway' }).waitFor({ timeout: 5000 });
+    for (let attempt = 1; ; attempt += 1) {
+      await status.filter({ hasText: /open|closed/ }).waitFor();
+      if ((await status.innerText()) === 'open') {
+        const message = `hello through the gateway (${attempt})`;
+        await pageA.locator('#ws-message').fill(message);
+        await pageA.locator('#ws-send').click();
+        const echoed = pageA.locator('#ws-log li', { hasText: `← ${message}` });
+        await echoed.or(status.filter({ hasText: 'closed' })).first().waitFor({ timeout: 5000 });
+        if ((await echoed.count()) === 1) return;
+      }
+      assert.equal(await status.innerText(), 'closed (1006)', 'the WebSocket failed other than by pingora#946');
+      assert.ok(attempt < 5, 'the WebSocket was torn down right after its 101 five times in a row');
+      console.log(`attempt ${attempt}: the WebSocket closed right after it opened (pingora#946); reloading`);
+      await pageA.reload();
+    }
   });
 
   test('5. signing out from app B\'s page lands on the sign-in page saying so', async () => {
