@@ -52,6 +52,15 @@ impl SessionKey {
     }
 }
 
+type Shard = Mutex<HashMap<SessionKey, CachedSession>>;
+
+/// A shard's map. A panic elsewhere while it was held leaves plain data behind, still usable.
+fn lock(shard: &Shard) -> MutexGuard<'_, HashMap<SessionKey, CachedSession>> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub type GrantDigest = [u8; 16];
 
 /// One (app, token, session id) triple: a token presented to another app, or with another
@@ -196,7 +205,7 @@ pub struct VerifyCache {
     /// Zero when `cache_ttl = "0s"`: no grant is kept, every request is verified against the store.
     ttl: Duration,
     shard_capacity: usize,
-    shards: Box<[Mutex<HashMap<SessionKey, CachedSession>>]>,
+    shards: Box<[Shard]>,
     ended: Cache<SessionKey, EndReason>,
     /// False while this instance may be missing revocations (its subscription to a shared store
     /// is down): cached grants are then not used.
@@ -220,9 +229,7 @@ impl VerifyCache {
     }
 
     fn shard(&self, key: &SessionKey) -> MutexGuard<'_, HashMap<SessionKey, CachedSession>> {
-        self.shards[key.shard()]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shards[key.shard()])
     }
 
     /// Whether cached grants may be used; see [`VerifyCache::trusted`].
@@ -275,12 +282,12 @@ impl VerifyCache {
     }
 
     /// Records a session fetched from the store, merged with what this instance knew of it, and
-    /// the grant just verified (if any); then `use_record` with its record (under the lock).
+    /// the grant just verified; then `use_record` with its record (under the lock).
     /// `Err` with the reason when the session ended while it was being looked up.
     pub fn insert<R>(
         &self,
         session: &Session,
-        grant: Option<(GrantDigest, Timestamp)>,
+        (digest, token_expires_at): (GrantDigest, Timestamp),
         now: Timestamp,
         use_record: impl FnOnce(&mut CachedSession) -> R,
     ) -> Result<R, EndReason> {
@@ -301,9 +308,7 @@ impl VerifyCache {
             .entry(key)
             .or_insert_with(|| CachedSession::from_session(session));
         record.merge_activity(session.last_seen);
-        if let (Some((digest, token_expires_at)), Some(verified_until)) =
-            (grant, self.trust_until(now))
-        {
+        if let Some(verified_until) = self.trust_until(now) {
             record.add_grant(digest, token_expires_at, verified_until);
         }
         Ok(use_record(record))
@@ -345,7 +350,7 @@ impl VerifyCache {
     /// Forgets every grant: for an instance that can no longer trust what it cached.
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shard = lock(shard);
             for record in shard.values_mut() {
                 record.grants.clear();
             }
@@ -358,7 +363,7 @@ impl VerifyCache {
         self.shards
             .iter()
             .map(|shard| {
-                let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                let shard = lock(shard);
                 shard
                     .values()
                     .filter(|s| s.grants.iter().any(|g| now < g.verified_until))
@@ -387,6 +392,17 @@ mod tests {
         }
     }
 
+    /// Caches `s` as a store lookup would, with one grant expiring at `token_expires_at`.
+    fn cache_grant(
+        cache: &VerifyCache,
+        s: &Session,
+        digest: GrantDigest,
+        token_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), EndReason> {
+        cache.insert(s, (digest, token_expires_at), now, |_| ())
+    }
+
     fn is_hit(cache: &VerifyCache, id: &str, digest: &GrantDigest, now: Timestamp) -> bool {
         matches!(
             cache.lookup(id, digest, now, |_, _| ()),
@@ -401,9 +417,7 @@ mod tests {
         let id = s.id.as_str();
         let digest = grant_digest("a", "token", id);
         let now = Timestamp(2_000);
-        cache
-            .insert(&s, Some((digest, Timestamp(9_000))), now, |_| ())
-            .unwrap();
+        cache_grant(&cache, &s, digest, Timestamp(9_000), now).unwrap();
         assert!(is_hit(&cache, id, &digest, now));
         assert!(!is_hit(&cache, id, &grant_digest("b", "token", id), now));
         assert!(!is_hit(&cache, id, &grant_digest("a", "token2", id), now));
@@ -430,14 +444,12 @@ mod tests {
         let s = session();
         let digest = grant_digest("a", "token", s.id.as_str());
         let now = Timestamp(2_000);
-        cache
-            .insert(&s, Some((digest, Timestamp(9_000))), now, |_| ())
-            .unwrap();
+        cache_grant(&cache, &s, digest, Timestamp(9_000), now).unwrap();
         cache.end(&s.id, EndReason::Logout);
         assert!(cache.is_ended(&s.id));
         assert!(!is_hit(&cache, s.id.as_str(), &digest, now));
         // A lookup in the store that raced with the sign-out does not bring the session back.
-        let raced = cache.insert(&s, Some((digest, Timestamp(9_000))), now, |_| ());
+        let raced = cache_grant(&cache, &s, digest, Timestamp(9_000), now);
         assert_eq!(raced, Err(EndReason::Logout));
         assert!(!is_hit(&cache, s.id.as_str(), &digest, now));
     }
@@ -447,14 +459,7 @@ mod tests {
         let cache = VerifyCache::new(Duration::ZERO, 100);
         let s = session();
         let digest = grant_digest("a", "t", s.id.as_str());
-        cache
-            .insert(
-                &s,
-                Some((digest, Timestamp(9_000))),
-                Timestamp(2_000),
-                |_| (),
-            )
-            .unwrap();
+        cache_grant(&cache, &s, digest, Timestamp(9_000), Timestamp(2_000)).unwrap();
         assert!(!is_hit(&cache, s.id.as_str(), &digest, Timestamp(2_000)));
         // The session's activity is still remembered between store writes.
         assert_eq!(cache.last_seen(&s.id), Some(Timestamp(1_000)));
@@ -469,14 +474,7 @@ mod tests {
             let mut s = session();
             s.last_seen = Timestamp(1_000 + i);
             let digest = grant_digest("a", "t", s.id.as_str());
-            cache
-                .insert(
-                    &s,
-                    Some((digest, Timestamp(900_000))),
-                    Timestamp(2_000),
-                    |_| (),
-                )
-                .unwrap();
+            cache_grant(&cache, &s, digest, Timestamp(900_000), Timestamp(2_000)).unwrap();
             sessions.push((s, digest));
         }
         let now = Timestamp(2_000);

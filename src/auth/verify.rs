@@ -265,7 +265,7 @@ impl Verifier {
         }
         let token_expires_at = Timestamp::from_secs(claims.exp);
         self.cache
-            .insert(&session, Some((digest, token_expires_at)), now, |record| {
+            .insert(&session, (digest, token_expires_at), now, |record| {
                 self.admit(record, token_expires_at, req, id.as_str(), now)
             })
             .unwrap_or_else(|ended| refuse(Reason::from_end(Some(ended))))
