@@ -6,6 +6,7 @@
 mod duration;
 mod model;
 mod parse;
+mod providers;
 mod reader;
 mod users;
 

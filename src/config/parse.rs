@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use toml::Table;
 
+use super::providers::read_providers;
 use super::reader::{Problems, Section};
 use super::users::load_users;
 use super::*;
@@ -38,7 +39,19 @@ pub(crate) fn parse_config(
     let tokens = read_tokens(&mut root.table("tokens"), env, &session, &mut warnings);
     let apps = read_apps(&mut root, &hub);
     root.finish();
-    let users = load_users(&hub.users_file, &problems);
+    let users = match &hub.users_file {
+        Some(path) => load_users(path, &problems),
+        None => Users::default(),
+    };
+    if hub.users_file.is_none() && hub.providers.is_empty() {
+        problems.report(
+            "hub.users_file",
+            "\"\" turns the password form off, and no [[hub.providers]] is configured: nobody could sign in",
+        );
+    }
+    if hub.auto_redirect && !(hub.providers.len() == 1 && hub.users_file.is_none()) {
+        warnings.push("hub.auto_redirect needs exactly one [[hub.providers]] and users_file = \"\": the sign-in page is shown instead".into());
+    }
 
     if session.store == StoreKind::Redis && tokens.keys_generated {
         problems.report(
@@ -112,7 +125,9 @@ fn read_hub(
     if let Err(why) = check_path_prefix(&prefix) {
         s.report("prefix", why);
     }
-    let users_file = base_dir.join(s.string("users_file", "users.toml"));
+    let users_file = Some(s.string("users_file", "users.toml"))
+        .filter(|name| !name.is_empty())
+        .map(|name| base_dir.join(name));
     let admin_token_env = s.string("admin_token_env", "HUBGATE_ADMIN_TOKEN");
     let admin_token = env(&admin_token_env).filter(|t| !t.is_empty());
     if let Some(token) = &admin_token {
@@ -135,6 +150,8 @@ fn read_hub(
         login_max_failures: s.integer("login_max_failures", 5, 1, 1_000_000) as u32,
         login_failure_window: s.duration("login_failure_window", 5 * MINUTE),
         login_lockout: s.duration("login_lockout", 5 * MINUTE),
+        auto_redirect: s.bool("auto_redirect", false),
+        providers: read_providers(s, env),
     };
     s.take_finish();
     hub

@@ -5,6 +5,7 @@
 mod access;
 mod lockout;
 mod login;
+mod oidc;
 pub mod pages;
 mod reply;
 mod status;
@@ -22,9 +23,11 @@ use crate::auth::tokens::KeyRing;
 use crate::auth::verify::TokenPolicy;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::oidc::Providers;
 use crate::session::{EndReason, Noticed, Session, SessionId, Sessions, StoreError};
 use crate::time::Timestamp;
 use lockout::Lockout;
+use login::NewSignIn;
 use pages::{Banner, Layout};
 
 /// The parts of a request the hub looks at. Built by the proxy; the body is read only for POST.
@@ -63,6 +66,9 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     lockout: Lockout,
     policy: TokenPolicy,
+    providers: Arc<Providers>,
+    /// [`CSP`], with each provider's origin as a form target (sign-out may go on to the provider).
+    csp: String,
 }
 
 /// Content-Security-Policy of every hub page: our own stylesheet, our own form targets, no
@@ -75,9 +81,21 @@ impl Hub {
         keys: Arc<KeyRing>,
         sessions: Arc<Sessions>,
         metrics: Arc<Metrics>,
+        providers: Arc<Providers>,
     ) -> Self {
         let hub = &config.hub;
+        let provider_origins: String = hub
+            .providers
+            .iter()
+            .filter(|p| p.end_provider_session)
+            .map(|p| format!(" {}", origin_of(&p.issuer)))
+            .collect();
         Hub {
+            csp: CSP.replace(
+                "form-action 'self'",
+                &format!("form-action 'self'{provider_origins}"),
+            ),
+            providers,
             cookies: CookiePolicy::new(&config.cookies),
             lockout: Lockout::new(
                 hub.login_max_failures,
@@ -94,7 +112,7 @@ impl Hub {
 
     pub async fn serve(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let reply = self.route(req, now).await;
-        with_security_headers(reply)
+        with_security_headers(reply, &self.csp)
     }
 
     async fn route(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
@@ -121,17 +139,22 @@ impl Hub {
             | "/ready" | "/api/admin/revoke" => {
                 Reply::json(405, &serde_json::json!({"error": "method_not_allowed"}))
             }
-            _ => self.page(
-                404,
-                "Not found",
-                &pages::message(
-                    "Page not found",
-                    "There is nothing at this address.",
-                    Some((&self.url("/"), "Go to the hub")),
-                ),
-                false,
-            ),
+            oidc if oidc.starts_with("/oidc/") => self.serve_oidc(req, now).await,
+            _ => self.not_found(),
         }
+    }
+
+    fn not_found(&self) -> Reply {
+        self.page(
+            404,
+            "Not found",
+            &pages::message(
+                "Page not found",
+                "There is nothing at this address.",
+                Some((&self.url("/"), "Go to the hub")),
+            ),
+            false,
+        )
     }
 
     /// A hub URL: the prefix plus an endpoint (`/login`).
@@ -232,6 +255,7 @@ impl Hub {
             "session_expired" => Banner::warn("Your session reached its time limit. Please sign in again."),
             "revoked" => Banner::warn("An administrator ended your session. Please sign in again."),
             "key_removed" => Banner::warn("Your session was signed with a key that has since been retired. Please sign in again."),
+            "provider_logout" => self.provider_logout_banner(),
             _ => return None,
         })
     }
@@ -241,10 +265,10 @@ impl Hub {
 /// framing, no scripts. `Referrer-Policy: same-origin`, not `no-referrer`: with the latter
 /// Chromium sends `Origin: null` on the sign-in form's POST and the same-origin check would
 /// refuse every real browser.
-fn with_security_headers(reply: Reply) -> Reply {
+fn with_security_headers(reply: Reply, csp: &str) -> Reply {
     let cacheable = reply.header("Cache-Control").is_some();
     let reply = reply
-        .with_header("Content-Security-Policy", CSP)
+        .with_header("Content-Security-Policy", csp)
         .with_header("X-Frame-Options", "DENY")
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Referrer-Policy", "same-origin");
@@ -252,6 +276,15 @@ fn with_security_headers(reply: Reply) -> Reply {
         reply
     } else {
         reply.with_header("Cache-Control", "no-store")
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
     }
 }
 

@@ -112,13 +112,30 @@ impl Hub {
         )
     }
 
+    /// 503 when the store does not answer: nothing works then. A provider that cannot be reached
+    /// is named (`"status": "degraded"`) but keeps the answer 200: signed-in people and other
+    /// ways in still work, and pulling every instance out of rotation would stop them too.
     pub(super) async fn ready(&self) -> Reply {
         let store = self.sessions.store();
+        let providers: serde_json::Map<String, serde_json::Value> = self
+            .providers
+            .iter()
+            .map(|p| {
+                let state = p
+                    .problem()
+                    .map_or_else(|| "ready".to_string(), |why| format!("unavailable: {why}"));
+                (p.config.id.clone(), json!(state))
+            })
+            .collect();
+        let degraded = self.providers.iter().any(|p| p.problem().is_some());
         match store.ping().await {
-            Ok(()) => Reply::json(200, &json!({"status": "ready", "store": store.kind()})),
+            Ok(()) => Reply::json(
+                200,
+                &json!({"status": if degraded { "degraded" } else { "ready" }, "store": store.kind(), "providers": providers}),
+            ),
             Err(e) => Reply::json(
                 503,
-                &json!({"status": "unavailable", "store": store.kind(), "reason": e.to_string()}),
+                &json!({"status": "unavailable", "store": store.kind(), "reason": e.to_string(), "providers": providers}),
             ),
         }
     }

@@ -80,4 +80,19 @@ impl SessionStore for Instrumented {
     async fn ping(&self) -> Result<(), StoreError> {
         self.measure("ping", self.inner.ping()).await
     }
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError> {
+        self.measure("user_sessions", self.inner.user_sessions(user))
+            .await
+    }
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.measure("put_note", self.inner.put_note(name, value, ttl))
+            .await
+    }
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.measure("note", self.inner.note(name)).await
+    }
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.measure("first_use", self.inner.first_use(name, ttl))
+            .await
+    }
 }

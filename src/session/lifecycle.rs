@@ -114,6 +114,28 @@ impl Sessions {
         Ok(ended.len())
     }
 
+    /// Ends those of `user`'s sessions that `matches` picks (an OpenID provider's logout names its
+    /// own subject or session, not one of ours).
+    pub async fn end_matching(
+        &self,
+        user: &str,
+        reason: EndReason,
+        now: Timestamp,
+        matches: impl Fn(&Session) -> bool,
+    ) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for session in self.store.user_sessions(user).await? {
+            if matches(&session)
+                && self
+                    .end(&session.id, reason, now, Noticed::default())
+                    .await?
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends sessions nobody came back to, so their end is recorded too (not only those noticed
     /// by a request).
     pub async fn sweep(&self, now: Timestamp) -> Result<usize, StoreError> {

@@ -37,6 +37,22 @@ impl Records {
 pub struct MemoryStore {
     records: Mutex<Records>,
     tombstones: moka::sync::Cache<SessionId, EndReason>,
+    /// Small values with a lifetime each ([`SessionStore::put_note`], [`SessionStore::first_use`]).
+    notes: moka::sync::Cache<String, (String, Duration)>,
+}
+
+/// Each note lives for the time it was stored with.
+struct NoteLifetime;
+
+impl moka::Expiry<String, (String, Duration)> for NoteLifetime {
+    fn expire_after_create(
+        &self,
+        _name: &String,
+        note: &(String, Duration),
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(note.1)
+    }
 }
 
 impl Default for MemoryStore {
@@ -46,6 +62,10 @@ impl Default for MemoryStore {
             tombstones: moka::sync::Cache::builder()
                 .max_capacity(TOMBSTONE_CAPACITY)
                 .time_to_live(TOMBSTONE_TTL)
+                .build(),
+            notes: moka::sync::Cache::builder()
+                .max_capacity(TOMBSTONE_CAPACITY)
+                .expire_after(NoteLifetime)
                 .build(),
         }
     }
@@ -164,6 +184,35 @@ impl SessionStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError> {
+        let records = self.records();
+        Ok(records
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| records.sessions.get(id).cloned())
+            .collect())
+    }
+
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.notes
+            .insert(name.to_string(), (value.to_string(), ttl));
+        Ok(())
+    }
+
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.notes.get(name).map(|(value, _)| value))
+    }
+
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let entry = self
+            .notes
+            .entry(name.to_string())
+            .or_insert_with(|| (String::new(), ttl));
+        Ok(entry.is_fresh())
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +231,7 @@ mod tests {
             last_seen: Timestamp(1_000),
             remember_me: false,
             app_tokens: BTreeMap::new(),
+            provider: None,
         }
     }
 

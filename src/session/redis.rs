@@ -7,6 +7,8 @@
 //! - `user:<name>`   set of that user's session ids (logout-all, admin revoke).
 //! - `deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
 //! - `ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
+//! - `note:<name>`   small values with their own expiry: which user an OpenID provider's subject
+//!   or session belongs to, and logout-token ids already used.
 //! - channel `revocations`: `<id> <reason>` on every end, so every instance purges its cache.
 //!
 //! Every multi-step change is one Lua script, so a change is all-or-nothing and two instances
@@ -22,7 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::sync::OnceCell;
 
-use super::{EndReason, Lookup, Session, SessionId, SessionStore, StoreError};
+use super::{EndReason, Lookup, ProviderLink, Session, SessionId, SessionStore, StoreError};
 use crate::time::Timestamp;
 
 /// No store call may hold a request longer than this, whatever Redis does.
@@ -96,6 +98,9 @@ impl Keys {
     }
     fn channel(&self) -> String {
         format!("{}revocations", self.prefix)
+    }
+    fn note(&self, name: &str) -> String {
+        format!("{}note:{name}", self.prefix)
     }
 }
 
@@ -285,6 +290,14 @@ fn session_from_fields(
         last_seen: time("last_seen")?,
         remember_me: fields.get("remember_me").is_some_and(|v| v == "1"),
         app_tokens,
+        provider: fields.get("provider").map(|provider| {
+            Box::new(ProviderLink {
+                provider: provider.clone(),
+                subject: fields.get("provider_sub").cloned().unwrap_or_default(),
+                provider_session: fields.get("provider_sid").cloned(),
+                id_token: fields.get("id_token").cloned(),
+            })
+        }),
     })
 }
 
@@ -314,7 +327,7 @@ impl SessionStore for RedisStore {
             .arg(s.id.as_str())
             .arg(self.record_ttl_ms(deadline, now))
             .arg(deadline.0);
-        let fields: [(&str, String); 7] = [
+        let mut fields: Vec<(&str, String)> = vec![
             ("user", s.user.clone()),
             ("groups", groups),
             ("email", s.email.clone()),
@@ -326,6 +339,16 @@ impl SessionStore for RedisStore {
                 if s.remember_me { "1" } else { "0" }.to_string(),
             ),
         ];
+        if let Some(link) = &s.provider {
+            fields.push(("provider", link.provider.clone()));
+            fields.push(("provider_sub", link.subject.clone()));
+            fields.extend(
+                link.provider_session
+                    .clone()
+                    .map(|sid| ("provider_sid", sid)),
+            );
+            fields.extend(link.id_token.clone().map(|token| ("id_token", token)));
+        }
         for (name, value) in fields {
             invocation.arg(name).arg(value);
         }
@@ -450,5 +473,45 @@ impl SessionStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError> {
+        let ids: Vec<String> = self
+            .query(redis::cmd("SMEMBERS").arg(self.keys.user(user)))
+            .await?;
+        let mut sessions = Vec::new();
+        for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
+            if let Lookup::Live(session) = self.lookup(&id).await? {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
+    }
+
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let command = redis::cmd("SET")
+            .arg(self.keys.note(name))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .clone();
+        self.query::<String>(&command).await.map(drop)
+    }
+
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.query(redis::cmd("GET").arg(self.keys.note(name)))
+            .await
+    }
+
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let command = redis::cmd("SET")
+            .arg(self.keys.note(name))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .clone();
+        let set: Option<String> = self.query(&command).await?;
+        Ok(set.is_some())
     }
 }

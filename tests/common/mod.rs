@@ -2,6 +2,8 @@
 //! cookie-keeping client that scopes cookies by path the way a browser does.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -101,6 +103,8 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
     pub tls: bool,
+    /// Listen on this port (when a peer must know the gateway's address before it starts).
+    pub port: Option<u16>,
 }
 
 impl Setup {
@@ -127,6 +131,10 @@ impl Setup {
         self.env.push((name.into(), value.into()));
         self
     }
+    pub fn on_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
 
     pub fn start(self) -> Gateway {
         Gateway::start(self)
@@ -144,8 +152,14 @@ pub struct Gateway {
 impl Gateway {
     fn start(setup: Setup) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = setup.port.unwrap_or_else(free_port);
         let metrics_port = free_port();
+        // A test that sets `users_file` itself (to "" for providers only) replaces the default.
+        let users_file = if setup.hub.contains("users_file") {
+            ""
+        } else {
+            "users_file = \"users.toml\""
+        };
         let apps: String = setup.apps.iter().map(App::toml).collect();
         let (scheme, tls) = if setup.tls {
             self_signed_certificate(dir.path());
@@ -164,7 +178,7 @@ shutdown_grace = "1s"
 {tls}
 
 [hub]
-users_file = "users.toml"
+{users_file}
 {hub}
 
 [session]
