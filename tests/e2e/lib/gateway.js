@@ -52,9 +52,9 @@ function toml(value) {
  * `apps` is a list of { name, allowedGroups?, publicPaths?, upstream? }; without `upstream` an app
  * gets a free port, where `hubgate demo` serves its built-in demo app.
  */
-export async function startGateway({ name, demo = true, session = {}, apps }) {
+export async function startGateway({ name, demo = true, session = {}, apps, hub = '', port: fixedPort }) {
   mkdirSync(OUTPUT, { recursive: true });
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), `hubgate-e2e-${name}-`));
   copyFileSync(path.join(REPO, 'users.toml'), path.join(dir, 'users.toml'));
   const sessionLines = Object.entries({ store: 'memory', idle_timeout: '30m', ...session })
@@ -85,6 +85,7 @@ shutdown_grace = "1s"
 [hub]
 prefix = "/hub"
 users_file = "users.toml"
+${hub}
 
 [session]
 ${sessionLines}
