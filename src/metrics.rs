@@ -18,7 +18,7 @@ pub const OUTCOMES: [&str; 6] = [
     "upstream_error",
 ];
 pub const LOGIN_RESULTS: [&str; 3] = ["success", "failure", "locked_out"];
-pub const STORE_OPS: [&str; 13] = [
+pub const STORE_OPS: [&str; 14] = [
     "create",
     "lookup",
     "touch",
@@ -32,6 +32,7 @@ pub const STORE_OPS: [&str; 13] = [
     "put_note",
     "note",
     "first_use",
+    "record_provider_check",
 ];
 
 /// Buckets from 50 µs to 10 s: sub-millisecond gateway overhead and slow upstreams both resolve.

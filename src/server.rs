@@ -22,7 +22,7 @@ use crate::auth::verify::Verifier;
 use crate::config::{Config, OnStoreError, StoreKind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::oidc::Providers;
+use crate::oidc::{Providers, Recheck};
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
@@ -64,12 +64,22 @@ pub fn run(config: Config) -> Result<(), String> {
             redis
         }
     };
-    let sessions = Arc::new(Sessions::new(
-        store,
+    let providers = Arc::new(Providers::new(&config.hub.providers)?);
+    let mut sessions = Sessions::new(
+        store.clone(),
         cache.clone(),
         metrics.clone(),
         config.session.idle_timeout,
-    ));
+    );
+    if config
+        .hub
+        .providers
+        .iter()
+        .any(|p| p.recheck_interval.is_some())
+    {
+        sessions = sessions.with_provider_check(Arc::new(Recheck::new(providers.clone(), store)));
+    }
+    let sessions = Arc::new(sessions);
 
     let mut apps = Vec::new();
     for app in &config.apps {
@@ -92,7 +102,6 @@ pub fn run(config: Config) -> Result<(), String> {
         }));
     }
 
-    let providers = Arc::new(Providers::new(&config.hub.providers)?);
     let provider_ids: Vec<&str> = config.hub.providers.iter().map(|p| p.id.as_str()).collect();
     metrics.precreate_providers(&provider_ids);
     if !providers.is_empty() {

@@ -454,3 +454,64 @@ async fn sign_out_with_end_provider_session_ends_the_providers_session_and_comes
         interaction.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_disabled_at_the_provider_loses_every_app_at_the_next_recheck() {
+    let port = free_port();
+    let provider = OidcProvider::start(serde_json::json!([client(&[port], PROVIDER)]));
+    // Every request asks the store (no cache), so every request may recheck once it is due.
+    let gw = Setup::default()
+        .on_port(port)
+        .app(App::new("one", upstream("one").await))
+        .session("cache_ttl = \"0s\"")
+        .hub(&provider.config(PROVIDER, "recheck_interval = \"1s\""))
+        .start();
+    discovered(&gw).await;
+    let (browser, _, page) = sign_in_through(&provider, &gw, "alice").await;
+    assert_eq!(page.status, 200);
+    let mut api = browser.on(&gw);
+    api.accept = JSON;
+    // Rechecked and still accepted (the provider rotates the refresh token; the new one is kept).
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            api.get("/apps/one/x").await.status,
+            200,
+            "{}",
+            gw.log_text()
+        );
+    }
+    let disabled = reqwest::Client::new()
+        .post(format!("{}/__test/disable?account=alice", provider.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 204);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refused = api.get("/apps/one/x").await;
+    assert_eq!(
+        refused.status,
+        401,
+        "{}\n{}",
+        refused.body,
+        gw.log_text()
+            .lines()
+            .filter(|l| l.contains("recheck") || l.contains("provider"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(refused.json()["reason"], "session_revoked");
+    assert_eq!(
+        gw.metric("hubgate_sessions_ended_total{reason=\"provider_revoked\"}")
+            .await,
+        1.0
+    );
+    let mut navigating = browser.on(&gw);
+    let (_, page) = navigating.follow("/apps/one/").await;
+    assert!(
+        page.body
+            .contains("Corp SSO no longer accepts your account."),
+        "{}",
+        page.body
+    );
+}

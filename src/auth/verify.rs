@@ -95,7 +95,8 @@ impl Reason {
                 EndReason::Logout
                 | EndReason::LogoutAll
                 | EndReason::Revoked
-                | EndReason::ProviderLogout,
+                | EndReason::ProviderLogout
+                | EndReason::ProviderRevoked,
             )
             | None => Reason::SessionRevoked,
         }

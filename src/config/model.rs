@@ -81,6 +81,9 @@ pub struct ProviderConfig {
     pub allowed_groups: Vec<String>,
     pub backchannel_logout: bool,
     pub end_provider_session: bool,
+    /// Ask the provider again (refresh token) at most this often per session; a refusal ends
+    /// the session with reason `provider_revoked`. `None`: never.
+    pub recheck_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for ProviderConfig {

@@ -1,5 +1,7 @@
 //! `[[hub.providers]]`: the OpenID Connect providers people may sign in with.
 
+use std::time::Duration;
+
 use super::reader::Section;
 use super::ProviderConfig;
 
@@ -78,6 +80,7 @@ pub(crate) fn read_providers(
         let allowed_groups = p.string_list("allowed_groups");
         let backchannel_logout = p.bool("backchannel_logout", true);
         let end_provider_session = p.bool("end_provider_session", false);
+        let recheck_interval = p.duration("recheck_interval", Duration::ZERO);
         p.finish();
         providers.push(ProviderConfig {
             id,
@@ -93,6 +96,7 @@ pub(crate) fn read_providers(
             allowed_groups,
             backchannel_logout,
             end_provider_session,
+            recheck_interval: (!recheck_interval.is_zero()).then_some(recheck_interval),
         });
     }
     providers

@@ -255,7 +255,8 @@ impl Hub {
             "session_expired" => Banner::warn("Your session reached its time limit. Please sign in again."),
             "revoked" => Banner::warn("An administrator ended your session. Please sign in again."),
             "key_removed" => Banner::warn("Your session was signed with a key that has since been retired. Please sign in again."),
-            "provider_logout" => self.provider_logout_banner(),
+            "provider_logout" => self.provider_banner(EndReason::ProviderLogout),
+            "provider_revoked" => self.provider_banner(EndReason::ProviderRevoked),
             _ => return None,
         })
     }

@@ -32,6 +32,7 @@ const JTI_MEMORY: Duration = Duration::from_secs(3600);
 struct TokenAnswer {
     id_token: Option<String>,
     access_token: Option<String>,
+    refresh_token: Option<String>,
 }
 
 impl Hub {
@@ -227,11 +228,17 @@ impl Hub {
                 return Err(self.store_unavailable());
             }
         }
+        let rechecked = provider.config.recheck_interval.is_some();
+        if rechecked && answer.refresh_token.is_none() {
+            tracing::warn!(provider = %id, "recheck_interval is set, but the provider sent no refresh token (does it need the offline_access scope?): this session is not rechecked");
+        }
         let link = ProviderLink {
             provider: id.clone(),
             subject,
             provider_session,
             id_token: provider.config.end_provider_session.then_some(id_token),
+            refresh_token: answer.refresh_token.filter(|_| rechecked),
+            checked_at: now,
         };
         let sign_in = NewSignIn {
             user: person.user,
@@ -526,18 +533,22 @@ impl Hub {
         Some(format!("{endpoint}{separator}{}", params.finish()))
     }
 
-    /// The banner's wording for `provider_logout`: the provider's name when it is clear which.
-    pub(super) fn provider_logout_banner(&self) -> Banner {
-        match self.providers.len() {
-            1 => Banner::warn(format!(
-                "You were signed out at {}.",
-                self.providers
-                    .iter()
-                    .next()
-                    .map(|p| p.config.name.as_str())
-                    .unwrap_or_default()
+    /// The banners of `provider_logout` and `provider_revoked`, naming the provider when it is
+    /// clear which.
+    pub(super) fn provider_banner(&self, reason: EndReason) -> Banner {
+        let only = (self.providers.len() == 1)
+            .then(|| self.providers.iter().next())
+            .flatten()
+            .map(|p| p.config.name.as_str());
+        match reason {
+            EndReason::ProviderRevoked => Banner::warn(format!(
+                "{} no longer accepts your account.",
+                only.unwrap_or("Your identity provider")
             )),
-            _ => Banner::warn("You were signed out at your identity provider."),
+            _ => Banner::warn(format!(
+                "You were signed out at {}.",
+                only.unwrap_or("your identity provider")
+            )),
         }
     }
 }

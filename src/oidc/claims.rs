@@ -143,6 +143,7 @@ mod tests {
             allowed_groups: vec![],
             backchannel_logout: true,
             end_provider_session: false,
+            recheck_interval: None,
         }
     }
 

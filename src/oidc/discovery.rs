@@ -43,6 +43,24 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client for OpenID providers: {e}"))
 }
 
+/// Why a call to the provider gave no usable answer.
+#[derive(Debug, Clone)]
+pub enum HttpProblem {
+    /// No answer: cannot connect, timed out, too large, cut off.
+    Unreachable(String),
+    /// The provider answered, with an error status (its body says why: `invalid_grant`, …).
+    Refused { status: u16, text: String },
+}
+
+impl std::fmt::Display for HttpProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpProblem::Unreachable(why) => write!(f, "{why}"),
+            HttpProblem::Refused { status, text } => write!(f, "answered {status}: {text}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Metadata {
     pub issuer: String,
@@ -181,7 +199,8 @@ impl Provider {
             "{}/.well-known/openid-configuration",
             self.config.issuer.trim_end_matches('/')
         );
-        let metadata: Metadata = serde_json::from_slice(&self.get(&url).await?)
+        let body = self.get(&url).await.map_err(|e| format!("{url}: {e}"))?;
+        let metadata: Metadata = serde_json::from_slice(&body)
             .map_err(|e| format!("{url}: not OpenID provider metadata: {e}"))?;
         // A document that names another issuer belongs to someone else (OpenID Discovery §4.3).
         if metadata.issuer != self.config.issuer {
@@ -205,8 +224,12 @@ impl Provider {
         struct KeySet {
             keys: Vec<serde_json::Value>,
         }
-        let set: KeySet = serde_json::from_slice(&self.get(jwks_uri).await?)
-            .map_err(|e| format!("{jwks_uri}: not a JWK set: {e}"))?;
+        let body = self
+            .get(jwks_uri)
+            .await
+            .map_err(|e| format!("{jwks_uri}: {e}"))?;
+        let set: KeySet =
+            serde_json::from_slice(&body).map_err(|e| format!("{jwks_uri}: not a JWK set: {e}"))?;
         // Keys of kinds we do not verify with (encryption keys, unknown types) are skipped, not fatal.
         let keys: Vec<Jwk> = set
             .keys
@@ -255,19 +278,23 @@ impl Provider {
         }
     }
 
-    pub async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+    pub async fn get(&self, url: &str) -> Result<Vec<u8>, HttpProblem> {
         let response = self
             .http
             .get(url)
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("{url}: {}", describe(&e)))?;
-        read_answer(url, response).await
+            .map_err(|e| HttpProblem::Unreachable(describe(&e)))?;
+        read_answer(response).await
     }
 
     /// Posts a form to the provider (the token endpoint), authenticating as the client.
-    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Vec<u8>, String> {
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Vec<u8>, HttpProblem> {
         let mut fields: Vec<(&str, &str)> = form.to_vec();
         let mut request = self.http.post(url).header("Accept", "application/json");
         let secret_in_body = self.metadata().is_some_and(|m| m.secret_in_body());
@@ -288,12 +315,12 @@ impl Provider {
             .form(&fields)
             .send()
             .await
-            .map_err(|e| format!("{url}: {}", describe(&e)))?;
-        read_answer(url, response).await
+            .map_err(|e| HttpProblem::Unreachable(describe(&e)))?;
+        read_answer(response).await
     }
 
     /// Asks the userinfo endpoint with the access token.
-    pub async fn userinfo(&self, url: &str, access_token: &str) -> Result<Vec<u8>, String> {
+    pub async fn userinfo(&self, url: &str, access_token: &str) -> Result<Vec<u8>, HttpProblem> {
         let response = self
             .http
             .get(url)
@@ -301,8 +328,8 @@ impl Provider {
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("{url}: {}", describe(&e)))?;
-        read_answer(url, response).await
+            .map_err(|e| HttpProblem::Unreachable(describe(&e)))?;
+        read_answer(response).await
     }
 }
 
@@ -316,27 +343,29 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// The body of a provider's answer, at most [`MAX_ANSWER_BYTES`]. A 4xx body is returned as the
-/// error text (`{"error":"invalid_grant"}` says why a code was refused).
-async fn read_answer(url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+/// The body of a provider's answer, at most [`MAX_ANSWER_BYTES`]. An error status comes back as
+/// [`HttpProblem::Refused`] with the start of the body (`{"error":"invalid_grant"}` says why).
+async fn read_answer(mut response: reqwest::Response) -> Result<Vec<u8>, HttpProblem> {
     let status = response.status();
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("{url}: {}", describe(&e)))?
+        .map_err(|e| HttpProblem::Unreachable(describe(&e)))?
     {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!(
-                "{url}: the answer is larger than {MAX_ANSWER_BYTES} bytes"
-            ));
+            return Err(HttpProblem::Unreachable(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
     if status.is_success() {
         Ok(body)
     } else {
-        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-        Err(format!("{url}: answered {status}: {text}"))
+        Err(HttpProblem::Refused {
+            status: status.as_u16(),
+            text: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        })
     }
 }

@@ -10,6 +10,7 @@
 pub mod claims;
 pub mod discovery;
 pub mod flow;
+mod recheck;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::config::ProviderConfig;
-pub use discovery::{Metadata, Provider};
+pub use discovery::{HttpProblem, Metadata, Provider};
+pub use recheck::Recheck;
 
 /// Every configured provider, by id.
 pub struct Providers {

@@ -95,4 +95,16 @@ impl SessionStore for Instrumented {
         self.measure("first_use", self.inner.first_use(name, ttl))
             .await
     }
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.measure(
+            "record_provider_check",
+            self.inner.record_provider_check(id, at, refresh_token),
+        )
+        .await
+    }
 }

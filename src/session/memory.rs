@@ -206,6 +206,26 @@ impl SessionStore for MemoryStore {
         Ok(self.notes.get(name).map(|(value, _)| value))
     }
 
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut records = self.records();
+        if let Some(link) = records
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.provider.as_deref_mut())
+        {
+            link.checked_at = at;
+            if let Some(token) = refresh_token {
+                link.refresh_token = Some(token.to_string());
+            }
+        }
+        Ok(())
+    }
+
     async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
         let entry = self
             .notes

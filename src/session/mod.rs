@@ -83,6 +83,10 @@ pub struct ProviderLink {
     pub provider_session: Option<String>,
     /// The ID token itself: `id_token_hint` when sign-out also ends the provider's session.
     pub id_token: Option<String>,
+    /// With `recheck_interval`: the refresh token that asks the provider again.
+    pub refresh_token: Option<String>,
+    /// When the provider last said it still accepts the person (sign-in, or the last recheck).
+    pub checked_at: Timestamp,
 }
 
 impl Session {
@@ -117,10 +121,12 @@ pub enum EndReason {
     KeyRemoved,
     /// The person signed out at their OpenID provider, which told us (back-channel logout).
     ProviderLogout,
+    /// Asked again (`recheck_interval`), the provider no longer accepts the person.
+    ProviderRevoked,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 7] = [
+    pub const ALL: [EndReason; 8] = [
         EndReason::Logout,
         EndReason::LogoutAll,
         EndReason::IdleTimeout,
@@ -128,6 +134,7 @@ impl EndReason {
         EndReason::Revoked,
         EndReason::KeyRemoved,
         EndReason::ProviderLogout,
+        EndReason::ProviderRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +146,7 @@ impl EndReason {
             EndReason::Revoked => "revoked",
             EndReason::KeyRemoved => "key_removed",
             EndReason::ProviderLogout => "provider_logout",
+            EndReason::ProviderRevoked => "provider_revoked",
         }
     }
 
@@ -155,6 +163,7 @@ impl EndReason {
             EndReason::Revoked => "revoked",
             EndReason::KeyRemoved => "key_removed",
             EndReason::ProviderLogout => "provider_logout",
+            EndReason::ProviderRevoked => "provider_revoked",
         }
     }
 }
@@ -213,6 +222,22 @@ pub trait SessionStore: Send + Sync {
     /// Records `name` for `ttl`: `true` the first time, `false` while it is still recorded (a
     /// replayed logout token's `jti`), across every instance.
     async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Records that the provider accepted the session's person again at `at`, with the refresh
+    /// token it handed out (providers may rotate them).
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Asks an OpenID provider whether it still accepts a session's person (`recheck_interval`).
+#[async_trait]
+pub trait ProviderCheck: Send + Sync {
+    /// `Some(false)`: the provider refused, the session must end. `None`: not due, not this
+    /// instance's turn, or the provider could not be asked (the session goes on).
+    async fn still_accepted(&self, session: &Session, now: Timestamp) -> Option<bool>;
 }
 
 #[cfg(test)]

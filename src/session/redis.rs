@@ -58,9 +58,10 @@ redis.call('ZADD', KEYS[2], deadline, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], math.max(deadline - tonumber(ARGV[5]), 0) + tonumber(ARGV[4]))
 return 1";
 
-const RECORD_TOKEN: &str = r"
+// Sets fields of a live session only (an ended one is never brought back by a late write).
+const SET_FIELDS: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1";
 
 // Ends a session once: removes it, leaves the reason, tells every instance.
@@ -115,7 +116,7 @@ pub struct RedisStore {
 struct Scripts {
     create: Script,
     touch: Script,
-    record_token: Script,
+    set_fields: Script,
     end: Script,
 }
 
@@ -149,7 +150,7 @@ impl RedisStore {
             scripts: Scripts {
                 create: Script::new(CREATE),
                 touch: Script::new(TOUCH),
-                record_token: Script::new(RECORD_TOKEN),
+                set_fields: Script::new(SET_FIELDS),
                 end: Script::new(END),
             },
         })
@@ -296,6 +297,11 @@ fn session_from_fields(
                 subject: fields.get("provider_sub").cloned().unwrap_or_default(),
                 provider_session: fields.get("provider_sid").cloned(),
                 id_token: fields.get("id_token").cloned(),
+                refresh_token: fields.get("refresh_token").cloned(),
+                checked_at: fields
+                    .get("provider_checked")
+                    .and_then(|t| t.parse().ok())
+                    .map_or(Timestamp(0), Timestamp),
             })
         }),
     })
@@ -348,6 +354,8 @@ impl SessionStore for RedisStore {
                     .map(|sid| ("provider_sid", sid)),
             );
             fields.extend(link.id_token.clone().map(|token| ("id_token", token)));
+            fields.extend(link.refresh_token.clone().map(|t| ("refresh_token", t)));
+            fields.push(("provider_checked", link.checked_at.0.to_string()));
         }
         for (name, value) in fields {
             invocation.arg(name).arg(value);
@@ -393,7 +401,7 @@ impl SessionStore for RedisStore {
         app: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.record_token.key(self.keys.session(id));
+        let mut invocation = self.scripts.set_fields.key(self.keys.session(id));
         invocation.arg(format!("token:{app}")).arg(expires_at.0);
         self.invoke::<i64>(&invocation).await.map(drop)
     }
@@ -501,6 +509,20 @@ impl SessionStore for RedisStore {
     async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.query(redis::cmd("GET").arg(self.keys.note(name)))
             .await
+    }
+
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.set_fields.key(self.keys.session(id));
+        invocation.arg("provider_checked").arg(at.0);
+        if let Some(token) = refresh_token {
+            invocation.arg("refresh_token").arg(token);
+        }
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {

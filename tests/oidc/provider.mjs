@@ -20,6 +20,10 @@ const accounts = {
   dave: { email: 'dave@example.com', email_verified: false, groups: ['staff'], name: 'Dave Unverified' },
 };
 
+// Accounts the tests disabled at the provider (POST /__test/disable?account=NAME): they no longer
+// exist for the provider, so their refresh tokens are refused with invalid_grant.
+const disabled = new Set();
+
 // A fresh signing key per start: restarting with another key_id is a key rotation at the provider.
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: config.key_id || 'k1', use: 'sig', alg: 'RS256' };
@@ -32,6 +36,9 @@ const provider = new Provider(issuer, {
   jwks: { keys: [jwk] },
   cookies: { keys: ['hubgate-test-provider-cookie-key'] },
   pkce: { required: () => true },
+  // Refresh tokens for every code flow of a client allowed them, as Keycloak does by default
+  // (oidc-provider's own default wants offline_access with prompt=consent).
+  issueRefreshToken: (ctx, client) => client.grantTypeAllowed('refresh_token'),
   scopes: ['openid', 'offline_access', 'profile', 'email'],
   claims: {
     openid: ['sub'],
@@ -50,6 +57,7 @@ const provider = new Provider(issuer, {
     return globalThis.fetch(url, rest);
   },
   async findAccount(ctx, id) {
+    if (disabled.has(id)) return undefined;
     const known = accounts[id] || {};
     return {
       accountId: id,
@@ -78,6 +86,16 @@ const provider = new Provider(issuer, {
 });
 // Loopback over plain HTTP is what the tests run on; a real provider is behind HTTPS.
 provider.proxy = false;
+
+// The tests' own control: disable an account, as an administrator at the provider would.
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && ctx.path === '/__test/disable') {
+    disabled.add(ctx.query.account);
+    ctx.status = 204;
+    return;
+  }
+  await next();
+});
 
 // What the tests read when a back-channel call went wrong.
 provider.on('backchannel.error', (ctx, err, client) => {
