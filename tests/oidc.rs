@@ -134,6 +134,7 @@ async fn the_code_flow_signs_in_with_the_mapped_user_email_and_groups() {
     assert!(browser.cookie("hubgate-oidc").is_none());
     let session = browser.api().get("/hub/api/session").await.json();
     assert_eq!(session["user"], "alice");
+    assert_eq!(session["provider"], "corp");
     assert_eq!(
         gw.metric("hubgate_oidc_logins_total{provider=\"corp\",result=\"success\"}")
             .await,
@@ -514,4 +515,75 @@ async fn a_person_disabled_at_the_provider_loses_every_app_at_the_next_recheck()
         "{}",
         page.body
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_users_file_the_sign_in_page_goes_straight_to_the_only_provider() {
+    let port = free_port();
+    let provider = OidcProvider::start(serde_json::json!([client(&[port], PROVIDER)]));
+    let gw = Setup::default()
+        .on_port(port)
+        .app(App::new("one", upstream("one").await))
+        .hub(&format!(
+            "users_file = \"\"\nauto_redirect = true\n{}",
+            provider.config(PROVIDER, "")
+        ))
+        .start();
+    discovered(&gw).await;
+    let mut browser = gw.browser();
+    let page = browser.get("/hub/login?next=%2Fapps%2Fone%2F").await;
+    assert_eq!(page.status, 302);
+    assert_eq!(
+        page.location(),
+        Some("/hub/oidc/corp/start?next=%2Fapps%2Fone%2F")
+    );
+    // With a reason to tell, the page is shown — the button only, no password form.
+    let page = browser.get("/hub/login?reason=provider_logout").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("You were signed out at Corp SSO."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Sign in with Corp SSO"));
+    assert!(!page.body.contains("name=\"password\""), "{}", page.body);
+    let posted = browser
+        .post_form(
+            "/hub/login",
+            &[("username", "alice"), ("password", ALICE_PASSWORD)],
+        )
+        .await;
+    assert_eq!(posted.status, 404, "password sign-in is off");
+    // The whole way through still works.
+    let (_, _, page) = sign_in_through_auto_redirect(&provider, &gw).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}
+
+async fn sign_in_through_auto_redirect(
+    provider: &OidcProvider,
+    gw: &Gateway,
+) -> (Browser, Browser, Page) {
+    let mut browser = gw.browser();
+    // app → authorize → login → the provider's start → the provider (another origin).
+    let mut url = "/apps/one/".to_string();
+    let authorization = loop {
+        let page = browser.get(&url).await;
+        let location = page.location().expect("a redirect").to_string();
+        if location.starts_with("http") {
+            break location;
+        }
+        url = location;
+    };
+    assert!(
+        authorization.starts_with(&provider.issuer),
+        "{authorization}"
+    );
+    let mut at_provider = provider.browser();
+    let callback = provider
+        .sign_in(&mut at_provider, &authorization, "alice")
+        .await;
+    let (_, page) = browser
+        .follow(callback.strip_prefix(&gw.url("")).unwrap())
+        .await;
+    (browser, at_provider, page)
 }

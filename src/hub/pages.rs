@@ -234,6 +234,8 @@ pub struct SessionView<'a> {
     pub idle_left: Option<String>,
     pub expires_in: String,
     pub remember_me: bool,
+    /// The provider's name, for a sign-in through an OpenID provider.
+    pub signed_in_through: Option<&'a str>,
     pub apps: Vec<AppRow>,
     pub logout_href: &'a str,
     pub logout_all_href: &'a str,
@@ -266,7 +268,7 @@ pub fn session_page(v: &SessionView<'_>) -> String {
     }
     format!(
         "<div class=\"card\"><h1>Signed in as {user}</h1><p class=\"lead\">{email}</p>\
-<dl><dt>Groups</dt><dd>{groups}</dd><dt>Signed in</dt><dd>{signed_in}</dd>\
+<dl><dt>Groups</dt><dd>{groups}</dd><dt>Signed in</dt><dd>{signed_in}{through}</dd>\
 <dt>Idle time left</dt><dd>{idle}</dd><dt>Session ends in</dt><dd>{expires}</dd><dt>Remember me</dt><dd>{remember}</dd></dl>\
 <h2>Your apps</h2><table><thead><tr><th>App</th><th>Access token</th></tr></thead><tbody>{rows}</tbody></table>\
 <div class=\"actions\"><a class=\"button\" href=\"{logout}\">Sign out</a>\
@@ -278,6 +280,10 @@ pub fn session_page(v: &SessionView<'_>) -> String {
         } else {
             format!("{} ago", esc(&v.age))
         },
+        through = v
+            .signed_in_through
+            .map(|name| format!(" <span class=\"muted\">· through {}</span>", esc(name)))
+            .unwrap_or_default(),
         idle = esc(v.idle_left.as_deref().unwrap_or("no idle timeout")),
         expires = esc(&v.expires_in),
         remember = if v.remember_me {

@@ -56,6 +56,11 @@ impl Hub {
             idle_left: facts.idle_left.map(human_duration),
             expires_in: human_duration(facts.expires_in),
             remember_me: session.remember_me,
+            signed_in_through: session
+                .provider
+                .as_deref()
+                .and_then(|link| self.providers.get(&link.provider))
+                .map(|p| p.config.name.as_str()),
             apps,
             logout_href: &logout,
             logout_all_href: &logout_all,
@@ -107,6 +112,7 @@ impl Hub {
                 "expires_at": session.expires_at.as_secs(),
                 "expires_in_seconds": facts.expires_in.as_secs(),
                 "remember_me": session.remember_me,
+                "provider": session.provider.as_deref().map(|link| link.provider.as_str()),
                 "apps": apps,
             }),
         )
