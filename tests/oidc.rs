@@ -9,9 +9,6 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-
 const PROVIDER: &str = "corp";
 
 /// A gateway on `port` that signs people in through `provider`, with app `one`.
@@ -389,14 +386,7 @@ async fn signing_out_at_the_provider_ends_the_session_on_every_instance_and_its_
             .await,
         1.0
     );
-    let _ = socket.send(Message::text("after")).await;
-    let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .expect("the socket is closed, not left hanging");
-    assert!(
-        !matches!(&next, Some(Ok(Message::Text(t))) if t.as_str() == "after"),
-        "message carried after the provider's sign-out: {next:?}"
-    );
+    assert_carries_nothing_more(&mut socket, "the provider's sign-out").await;
     // A browser navigation is told why.
     let mut navigating = browser.on(&b);
     let (_, page) = navigating.follow("/apps/one/").await;

@@ -386,11 +386,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
     let mut apps: Vec<AppConfig> = Vec::new();
     for mut a in root.array_of_tables("apps") {
         let name = a.string("name", "");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if !is_lowercase_name(&name) {
             a.report(
                 "name",
                 format!("{name:?} is not an app name (lowercase letters, digits and '-')"),
@@ -482,6 +478,14 @@ fn read_identity_headers(s: &mut Section) -> IdentityHeaders {
     };
     s.take_finish();
     headers
+}
+
+/// A name used in URLs, cookie names and metric labels: `[a-z0-9-]+` (apps, providers).
+pub(super) fn is_lowercase_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// A path prefix for routing: starts with `/`, no trailing `/`, no dot segments or odd characters.

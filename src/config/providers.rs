@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::parse::is_lowercase_name;
 use super::reader::Section;
 use super::ProviderConfig;
 
@@ -12,11 +13,7 @@ pub(crate) fn read_providers(
     let mut providers: Vec<ProviderConfig> = Vec::new();
     for mut p in hub.array_of_tables("providers") {
         let id = p.string("id", "");
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if !is_lowercase_name(&id) {
             p.report(
                 "id",
                 format!("{id:?} is not a provider id (lowercase letters, digits and '-')"),

@@ -58,6 +58,13 @@ impl Hub {
         }
     }
 
+    fn count_login(&self, provider: &Provider, result: &str) {
+        self.metrics
+            .oidc_logins
+            .with_label_values(&[&provider.config.id, result])
+            .inc();
+    }
+
     /// Where the provider sends the browser back: the redirect URI operators register.
     fn redirect_uri(&self, provider: &Provider) -> String {
         format!(
@@ -221,10 +228,7 @@ impl Hub {
         notes.extend(provider_session.as_deref().map(|sid| session_note(id, sid)));
         for note in &notes {
             if store.put_note(note, &person.user, lifetime).await.is_err() {
-                self.metrics
-                    .oidc_logins
-                    .with_label_values(&[id, "error"])
-                    .inc();
+                self.count_login(provider, "error");
                 return Err(self.store_unavailable());
             }
         }
@@ -255,10 +259,7 @@ impl Hub {
         } else {
             "error"
         };
-        self.metrics
-            .oidc_logins
-            .with_label_values(&[id, result])
-            .inc();
+        self.count_login(provider, result);
         Ok(reply)
     }
 
@@ -337,10 +338,7 @@ impl Hub {
 
     fn callback_refused(&self, provider: &Provider, status: u16, check: &str, why: &str) -> Reply {
         let id = &provider.config.id;
-        self.metrics
-            .oidc_logins
-            .with_label_values(&[id, "error"])
-            .inc();
+        self.count_login(provider, "error");
         tracing::warn!(event = "oidc_login_refused", provider = %id, check, why, "sign-in through the provider refused");
         let text = format!(
             "The answer from {} could not be verified ({check}). Please start again.",
@@ -366,10 +364,7 @@ impl Hub {
         } else {
             "error"
         };
-        self.metrics
-            .oidc_logins
-            .with_label_values(&[id, result])
-            .inc();
+        self.count_login(provider, result);
         // The provider's words, but only as an error code: nothing it sends becomes page markup.
         let code: String = error
             .chars()
@@ -389,10 +384,7 @@ impl Hub {
 
     fn sign_in_denied(&self, provider: &Provider, refusal: Refusal) -> Reply {
         let id = &provider.config.id;
-        self.metrics
-            .oidc_logins
-            .with_label_values(&[id, "denied"])
-            .inc();
+        self.count_login(provider, "denied");
         let text = match refusal {
             Refusal::NotAllowed(text) => text,
             Refusal::Unusable(why) => {

@@ -739,6 +739,21 @@ impl Browser {
 pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// After a sign-out: a message sent on `socket` is not echoed — the gateway closes the tunnel
+/// when it next carries a message — and the socket is not left hanging.
+pub async fn assert_carries_nothing_more(socket: &mut WebSocket, after: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let _ = socket.send(Message::text("after")).await;
+    let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the socket is closed, not left hanging");
+    assert!(
+        !matches!(&next, Some(Ok(Message::Text(t))) if t.as_str() == "after"),
+        "message carried after {after}: {next:?}"
+    );
+}
+
 /// Opens a WebSocket through the gateway and proves it carries a message (the echo comes back).
 ///
 /// Retries when the tunnel is torn down right after the `101`: a known Pingora 0.9 race
