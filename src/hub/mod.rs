@@ -67,8 +67,6 @@ pub struct Hub {
     lockout: Lockout,
     policy: TokenPolicy,
     providers: Arc<Providers>,
-    /// [`CSP`], with each provider's origin as a form target (sign-out may go on to the provider).
-    csp: String,
 }
 
 /// Content-Security-Policy of every hub page: our own stylesheet, our own form targets, no
@@ -84,17 +82,7 @@ impl Hub {
         providers: Arc<Providers>,
     ) -> Self {
         let hub = &config.hub;
-        let provider_origins: String = hub
-            .providers
-            .iter()
-            .filter(|p| p.end_provider_session)
-            .map(|p| format!(" {}", origin_of(&p.issuer)))
-            .collect();
         Hub {
-            csp: CSP.replace(
-                "form-action 'self'",
-                &format!("form-action 'self'{provider_origins}"),
-            ),
             providers,
             cookies: CookiePolicy::new(&config.cookies),
             lockout: Lockout::new(
@@ -112,7 +100,7 @@ impl Hub {
 
     pub async fn serve(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let reply = self.route(req, now).await;
-        with_security_headers(reply, &self.csp)
+        with_security_headers(reply)
     }
 
     async fn route(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
@@ -266,10 +254,10 @@ impl Hub {
 /// framing, no scripts. `Referrer-Policy: same-origin`, not `no-referrer`: with the latter
 /// Chromium sends `Origin: null` on the sign-in form's POST and the same-origin check would
 /// refuse every real browser.
-fn with_security_headers(reply: Reply, csp: &str) -> Reply {
+fn with_security_headers(reply: Reply) -> Reply {
     let cacheable = reply.header("Cache-Control").is_some();
     let reply = reply
-        .with_header("Content-Security-Policy", csp)
+        .with_header("Content-Security-Policy", CSP)
         .with_header("X-Frame-Options", "DENY")
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Referrer-Policy", "same-origin");
@@ -280,13 +268,10 @@ fn with_security_headers(reply: Reply, csp: &str) -> Reply {
     }
 }
 
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
+/// `url` with `params` (already encoded) added to its query.
+fn with_query(url: &str, params: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
 }
 
 /// Percent-encodes a value for a query string.
