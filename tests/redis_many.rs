@@ -228,9 +228,10 @@ async fn sessions_survive_a_gateway_restart_and_key_rotation_logs_nobody_out() {
     fresh.accept = JSON;
     assert_eq!(rotated.stop(), Some(0));
 
-    // k1 removed: alice's k1 token is refused with key_removed; bob's k2 token still works.
+    // k1 retired: alice's k1 token is refused with key_removed (its signature still verifies, so
+    // it is known to be ours); bob's k2 token still works.
     let mut removed_setup = base;
-    removed_setup.tokens = keys(&[("k2", 2)]);
+    removed_setup.tokens = format!("{}retired = true\n", keys(&[("k2", 2), ("k1", 1)]));
     let removed = removed_setup.start();
     let mut alice = on_rotated.on(&removed);
     let page = alice.get("/apps/one/x").await;

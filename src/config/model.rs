@@ -120,6 +120,8 @@ pub struct TokenConfig {
     pub expose_new_token_header: bool,
     /// The first key signs; every key verifies.
     pub keys: Vec<SigningKey>,
+    /// Keys marked `retired = true`: they only recognise their own tokens, whose sessions end.
+    pub retired_keys: Vec<SigningKey>,
     /// True when no key was configured and a random one was made at start.
     pub keys_generated: bool,
 }
