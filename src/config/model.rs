@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Users;
+use super::{Cidr, Users};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub threads: usize,
     pub shutdown_grace: Duration,
     pub tls: Option<TlsConfig>,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers); empty: nobody's.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

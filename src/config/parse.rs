@@ -91,6 +91,16 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         t.finish();
         TlsConfig { cert, key }
     });
+    let trusted_proxies = s
+        .string_list("trusted_proxies")
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            Cidr::parse(text)
+                .map_err(|why| s.report(&format!("trusted_proxies[{i}]"), why))
+                .ok()
+        })
+        .collect();
     s.take_finish();
     ServerConfig {
         listen,
@@ -99,6 +109,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         threads,
         shutdown_grace,
         tls,
+        trusted_proxies,
     }
 }
 

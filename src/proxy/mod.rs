@@ -3,6 +3,7 @@
 //! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
 
 pub mod answer;
+pub mod client_addr;
 pub mod in_flight;
 pub mod routes;
 mod upstream;
@@ -46,6 +47,7 @@ pub struct Gateway {
     pub hub_prefix: String,
     pub https: bool,
     pub expose_new_token_header: bool,
+    pub trusted_proxies: client_addr::TrustedProxies,
 }
 
 /// Per-request state carried between callbacks.
@@ -85,7 +87,20 @@ impl Gateway {
             hub_prefix: config.hub.prefix.clone(),
             https: config.server.public_url.https,
             expose_new_token_header: config.tokens.expose_new_token_header,
+            trusted_proxies: client_addr::TrustedProxies::new(&config.server.trusted_proxies),
         }
+    }
+
+    /// The client behind this request (see [`client_addr`]); `None` on a Unix socket.
+    fn client(&self, session: &Session) -> Option<client_addr::ClientAddr> {
+        let peer = session.client_addr()?.as_inet()?.ip();
+        let forwarded = session
+            .req_header()
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Some(self.trusted_proxies.client(peer, forwarded))
     }
 
     async fn serve_hub(
@@ -124,7 +139,10 @@ impl Gateway {
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
             authorization: header("authorization"),
-            client_ip: client_ip(session).unwrap_or_default(),
+            client_ip: self
+                .client(session)
+                .map(|c| c.ip.to_string())
+                .unwrap_or_default(),
             body,
         };
         let reply = self.hub.serve(&hub_request, ctx.now).await;
@@ -262,13 +280,6 @@ fn session_ended_error() -> Box<Error> {
     )
 }
 
-fn client_ip(session: &Session) -> Option<String> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
-}
-
 /// The whole request body, or `None` if it exceeds `limit`.
 async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
     let mut body = BytesMut::new();
@@ -384,7 +395,8 @@ impl ProxyHttp for Gateway {
         };
         upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
         upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
-        upstream::set_forwarded_headers(upstream, client_ip(session), self.https)?;
+        let forwarded_for = self.client(session).map(|c| c.forwarded_for);
+        upstream::set_forwarded_headers(upstream, forwarded_for, self.https)?;
         upstream::strip_prefix(upstream, app)
     }
 

@@ -93,6 +93,7 @@ impl App {
 /// Config sections a test changes; everything else takes the test defaults.
 #[derive(Default, Clone)]
 pub struct Setup {
+    pub server: String,
     pub hub: String,
     pub session: String,
     pub tokens: String,
@@ -116,6 +117,11 @@ impl Setup {
     pub fn tokens(mut self, lines: &str) -> Self {
         self.tokens.push_str(lines);
         self.tokens.push('\n');
+        self
+    }
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server.push_str(lines);
+        self.server.push('\n');
         self
     }
     pub fn hub(mut self, lines: &str) -> Self {
@@ -162,6 +168,7 @@ public_url = "{scheme}://127.0.0.1:{port}"
 threads = 2
 shutdown_grace = "1s"
 {tls}
+{server}
 
 [hub]
 users_file = "users.toml"
@@ -178,6 +185,7 @@ users_file = "users.toml"
 
 {apps}
 "#,
+            server = setup.server,
             hub = setup.hub,
             session = setup.session,
             tokens = setup.tokens,
@@ -364,6 +372,8 @@ pub struct Browser {
     client: reqwest::Client,
     pub jar: Vec<StoredCookie>,
     pub accept: &'static str,
+    /// Sent with every request (e.g. the `X-Forwarded-For` a load balancer would add).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
@@ -379,6 +389,7 @@ impl Browser {
                 .expect("client"),
             jar: Vec::new(),
             accept: HTML,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -457,6 +468,9 @@ impl Browser {
         let bare_path = path.split('?').next().unwrap_or(path);
         if let Some(cookies) = self.cookie_header(bare_path) {
             req = req.header("cookie", cookies);
+        }
+        for (k, v) in &self.extra_headers {
+            req = req.header(k, v);
         }
         for (k, v) in extra {
             req = req.header(*k, *v);
