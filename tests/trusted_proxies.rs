@@ -82,48 +82,43 @@ async fn behind_a_trusted_proxy_the_rightmost_untrusted_address_is_the_client() 
     }
 }
 
+/// The status of a sign-in as `user` from `peer`, claiming `forwarded` as X-Forwarded-For.
+async fn sign_in_from(
+    gw: &Gateway,
+    peer: &str,
+    forwarded: &str,
+    user: &str,
+    password: &str,
+) -> u16 {
+    let mut browser = gw.browser_from(peer);
+    forwarded_for(&mut browser, forwarded);
+    browser.sign_in_to(user, password, false, "/").await.status
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lockout_counts_the_real_client_behind_a_proxy_and_the_peer_otherwise() {
     let gw = gateway().await;
     // Behind the load balancer: 203.0.113.7 guesses twice and is locked out ...
     for user in ["mallory", "root"] {
-        let mut guesser = gw.browser_from("127.0.0.1");
-        forwarded_for(&mut guesser, "203.0.113.7");
-        assert_eq!(guesser.sign_in_to(user, "x", false, "/").await.status, 401);
+        assert_eq!(
+            sign_in_from(&gw, "127.0.0.1", "203.0.113.7", user, "x").await,
+            401
+        );
     }
-    let mut guesser = gw.browser_from("127.0.0.1");
-    forwarded_for(&mut guesser, "203.0.113.7");
-    assert_eq!(
-        guesser
-            .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-            .await
-            .status,
-        429
-    );
+    let alice = |forwarded| sign_in_from(&gw, "127.0.0.1", forwarded, "alice", ALICE_PASSWORD);
+    assert_eq!(alice("203.0.113.7").await, 429);
     // ... while another client behind the same load balancer signs in.
-    let mut neighbour = gw.browser_from("127.0.0.1");
-    forwarded_for(&mut neighbour, "203.0.113.8");
-    assert_eq!(
-        neighbour
-            .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-            .await
-            .status,
-        303
-    );
+    assert_eq!(alice("203.0.113.8").await, 303);
 
     // A direct client changing its X-Forwarded-For at every guess is still one address.
     for (user, claimed) in [("admin", "1.1.1.1"), ("guest", "1.1.1.2")] {
-        let mut direct = gw.browser_from("127.0.0.3");
-        forwarded_for(&mut direct, claimed);
-        assert_eq!(direct.sign_in_to(user, "x", false, "/").await.status, 401);
+        assert_eq!(
+            sign_in_from(&gw, "127.0.0.3", claimed, user, "x").await,
+            401
+        );
     }
-    let mut direct = gw.browser_from("127.0.0.3");
-    forwarded_for(&mut direct, "1.1.1.3");
     assert_eq!(
-        direct
-            .sign_in_to("bob", BOB_PASSWORD, false, "/")
-            .await
-            .status,
+        sign_in_from(&gw, "127.0.0.3", "1.1.1.3", "bob", BOB_PASSWORD).await,
         429
     );
     let locked: Vec<_> = gw
