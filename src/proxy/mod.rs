@@ -6,6 +6,7 @@ pub mod answer;
 pub mod client_addr;
 pub mod in_flight;
 pub mod routes;
+mod tunnel;
 mod upstream;
 
 pub use upstream::AppHeaders;
@@ -243,6 +244,83 @@ impl Gateway {
         }
     }
 
+    /// What an upstream receives: the same rules for proxied requests and tunnels.
+    fn prepare_upstream_request(
+        &self,
+        session: &Session,
+        upstream: &mut pingora::http::RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let Some(app) = ctx.app.as_ref() else {
+            return Ok(());
+        };
+        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
+        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
+        let forwarded_for = self.client(session).map(|c| c.forwarded_for);
+        upstream::set_forwarded_headers(upstream, forwarded_for, self.https)?;
+        upstream::strip_prefix(upstream, app)
+    }
+
+    /// A renewed token goes out with the response, proxied or tunnelled.
+    fn add_renewal(&self, response: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
+            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+            if self.expose_new_token_header {
+                response.insert_header("X-New-Token", renewed.token.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries an admitted upgrade itself ([`tunnel`]: Pingora 0.9.1's loop can drop it right
+    /// after the 101). An upstream that cannot be reached gets the same 502 page as elsewhere.
+    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(app) = ctx.app.clone() else {
+            return Ok(());
+        };
+        let mut request = session.req_header().clone();
+        self.prepare_upstream_request(session, &mut request, ctx)?;
+        let backend = app
+            .upstreams
+            .select(b"", 256)
+            .and_then(|b| b.addr.as_inet().copied());
+        let result = match backend {
+            Some(addr) => {
+                let decorate = |response: &mut ResponseHeader| self.add_renewal(response, ctx);
+                let mut watch = TunnelWatch {
+                    verifier: &self.verifier,
+                    websocket: ctx.websocket.as_ref().map(|ws| WebSocketWatch {
+                        session_id: ws.session_id.clone(),
+                        last_checked: ws.last_checked,
+                    }),
+                };
+                tunnel::serve(session, addr, &request, &decorate, &mut watch).await
+            }
+            None => Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "no healthy upstream",
+            )),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(app = %app.config.name, error = %e, "upgrade: the app is not answering");
+                ctx.outcome = "upstream_error";
+                answer::error(
+                    session,
+                    &self.hub_prefix,
+                    502,
+                    "bad_gateway",
+                    "The app is not answering",
+                    "The app behind this address did not answer. Please try again shortly.",
+                )
+                .await
+            }
+        }
+    }
+
     fn renewal_cookie(&self, app: &AppRoute, renewed: &RenewedToken) -> String {
         self.cookies.set(
             &app.cookie_name,
@@ -270,6 +348,33 @@ impl Gateway {
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             user = ctx.identity.as_ref().map_or("-", |i| i.user()),
         );
+    }
+}
+
+/// The session checks of an open WebSocket, for a tunnel (as `request_body_filter` and
+/// `response_body_filter` make them for a proxied one).
+struct TunnelWatch<'a> {
+    verifier: &'a Verifier,
+    websocket: Option<WebSocketWatch>,
+}
+
+#[async_trait]
+impl tunnel::Watch for TunnelWatch<'_> {
+    async fn may_carry_client_data(&mut self) -> bool {
+        match self.websocket.as_mut() {
+            Some(ws) => {
+                self.verifier
+                    .still_live(&ws.session_id, &mut ws.last_checked, WEBSOCKET_RECHECK)
+                    .await
+            }
+            None => true,
+        }
+    }
+
+    fn may_carry_upstream_data(&mut self) -> bool {
+        self.websocket
+            .as_ref()
+            .is_none_or(|ws| !self.verifier.known_ended(&ws.session_id))
     }
 }
 
@@ -317,7 +422,16 @@ impl ProxyHttp for Gateway {
         let path = session.req_header().uri.path().to_string();
         match self.router.resolve(&path) {
             Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
-            Route::App(app) => self.gate_app(session, app, ctx).await,
+            Route::App(app) => {
+                if self.gate_app(session, app, ctx).await? {
+                    return Ok(true);
+                }
+                if tunnel::applies(session) {
+                    self.tunnel(session, ctx).await?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
             Route::AddSlash(location) => {
                 let location = match session.req_header().uri.query() {
                     Some(q) => format!("{location}?{q}"),
@@ -390,14 +504,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(app) = ctx.app.as_ref() else {
-            return Ok(());
-        };
-        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
-        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
-        let forwarded_for = self.client(session).map(|c| c.forwarded_for);
-        upstream::set_forwarded_headers(upstream, forwarded_for, self.https)?;
-        upstream::strip_prefix(upstream, app)
+        self.prepare_upstream_request(session, upstream, ctx)
     }
 
     /// Every message a client sends on an open WebSocket passes here: once its session has ended
@@ -440,15 +547,7 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
-            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
-            // A response carrying a fresh token must never sit in a shared cache for others.
-            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-            if self.expose_new_token_header {
-                response.insert_header("X-New-Token", renewed.token.as_str())?;
-            }
-        }
-        Ok(())
+        self.add_renewal(response, ctx)
     }
 
     async fn fail_to_proxy(
