@@ -216,3 +216,45 @@ upstreams = ["127.0.0.1:3000"]
         "{stderr}"
     );
 }
+
+#[test]
+fn trusted_proxies_and_retired_keys_are_checked_by_name() {
+    let key = "c2lnbmluZy1rZXktZm9yLXRoZS1jaGVjay10ZXN0LTAx";
+    let config = format!(
+        r#"
+[server]
+trusted_proxies = ["10.0.0.0/8", "10.0.0.0/33", "10.0.0.1/8", "proxy.example", 7]
+[[tokens.keys]]
+id = "old"
+secret = "{key}"
+retired = true
+[[tokens.keys]]
+id = "new"
+secret = "{key}"
+retired = "yes"
+[[apps]]
+name = "a"
+prefix = "/apps/a"
+upstreams = ["127.0.0.1:3000"]
+"#
+    );
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "error: server.trusted_proxies[1]: \"10.0.0.0/33\": the prefix length must be a number from 0 to 32",
+        "error: server.trusted_proxies[2]: \"10.0.0.1/8\" has bits set after the first 8 (did you mean 10.0.0.0/8?)",
+        "error: server.trusted_proxies[3]: \"proxy.example\" is not an address range",
+        "error: server.trusted_proxies[4]: expected a string",
+        "error: tokens.keys[0].retired: the first key signs, so it cannot be retired",
+        "error: tokens.keys[1].retired: expected",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("trusted_proxies[0]"),
+        "10.0.0.0/8 is fine: {stderr}"
+    );
+}

@@ -3,6 +3,7 @@
 //! Parsing and validation stay here; the rest of the program sees only [`Config`], whose durations
 //! are parsed, paths resolved, secrets loaded and names checked.
 
+mod cidr;
 mod duration;
 mod model;
 mod parse;
@@ -13,6 +14,7 @@ mod users;
 use std::fmt;
 use std::path::Path;
 
+pub use cidr::{canonical_ip, Cidr};
 pub use duration::parse_duration;
 pub use model::*;
 pub use users::{User, Users};

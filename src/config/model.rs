@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Users;
+use super::{Cidr, Users};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub threads: usize,
     pub shutdown_grace: Duration,
     pub tls: Option<TlsConfig>,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers); empty: nobody's.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +168,8 @@ pub struct TokenConfig {
     pub expose_new_token_header: bool,
     /// The first key signs; every key verifies.
     pub keys: Vec<SigningKey>,
+    /// Keys marked `retired = true`: they only recognise their own tokens, whose sessions end.
+    pub retired_keys: Vec<SigningKey>,
     /// True when no key was configured and a random one was made at start.
     pub keys_generated: bool,
 }

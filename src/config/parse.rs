@@ -104,6 +104,16 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         t.finish();
         TlsConfig { cert, key }
     });
+    let trusted_proxies = s
+        .string_list("trusted_proxies")
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            Cidr::parse(text)
+                .map_err(|why| s.report(&format!("trusted_proxies[{i}]"), why))
+                .ok()
+        })
+        .collect();
     s.take_finish();
     ServerConfig {
         listen,
@@ -112,6 +122,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         threads,
         shutdown_grace,
         tls,
+        trusted_proxies,
     }
 }
 
@@ -226,10 +237,11 @@ fn read_tokens(
     let renew_min_interval = s.duration("renew_min_interval", MINUTE);
     let expose_new_token_header = s.bool("expose_new_token_header", false);
     let mut keys: Vec<SigningKey> = Vec::new();
+    let mut retired_keys: Vec<SigningKey> = Vec::new();
     let entries = s.array_of_tables("keys");
     // Keys were configured (even if some are wrong, which is reported on its own): none is made up.
     let keys_generated = entries.is_empty();
-    for mut k in entries {
+    for (i, mut k) in entries.into_iter().enumerate() {
         let id = k.string("id", "");
         if id.is_empty()
             || !id
@@ -240,13 +252,29 @@ fn read_tokens(
                 "id",
                 format!("{id:?} is not a key id (letters, digits, '-', '_', '.')"),
             );
-        } else if keys.iter().any(|existing| existing.id == id) {
+        } else if keys
+            .iter()
+            .chain(&retired_keys)
+            .any(|existing| existing.id == id)
+        {
             k.report("id", format!("key id {id:?} appears twice"));
         }
         let secret = read_key_secret(&mut k, env);
+        let retired = k.bool("retired", false);
+        if retired && i == 0 {
+            k.report(
+                "retired",
+                "the first key signs, so it cannot be retired: put the new key first",
+            );
+        }
         k.finish();
         if let Some(secret) = secret {
-            keys.push(SigningKey { id, secret });
+            let key = SigningKey { id, secret };
+            if retired {
+                retired_keys.push(key);
+            } else {
+                keys.push(key);
+            }
         }
     }
     if keys_generated {
@@ -272,6 +300,7 @@ fn read_tokens(
         renew_min_interval,
         expose_new_token_header,
         keys,
+        retired_keys,
         keys_generated,
     }
 }

@@ -48,6 +48,10 @@ impl Hub {
         };
         if !app.allows(&session.user, session.groups.iter().map(String::as_str)) {
             tracing::info!(event = "forbidden", user = %session.user, app = %app.name, "user may not use this app");
+            self.metrics
+                .requests
+                .with_label_values(&[&app.name, "forbidden"])
+                .inc();
             let text = format!("You are signed in as {}, but your account may not use {}. Ask an administrator for access.", session.user, app.name);
             return self.page(
                 403,

@@ -4,6 +4,7 @@
 
 mod access;
 mod lockout;
+mod lockout_redis;
 mod login;
 mod oidc;
 pub mod pages;
@@ -85,11 +86,7 @@ impl Hub {
         Hub {
             providers,
             cookies: CookiePolicy::new(&config.cookies),
-            lockout: Lockout::new(
-                hub.login_max_failures,
-                hub.login_failure_window,
-                hub.login_lockout,
-            ),
+            lockout: Lockout::new(hub, &config.session),
             policy: TokenPolicy::new(&config.tokens),
             config,
             keys,

@@ -3,8 +3,10 @@
 //! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
 
 pub mod answer;
+pub mod client_addr;
 pub mod in_flight;
 pub mod routes;
+mod tunnel;
 mod upstream;
 
 pub use upstream::AppHeaders;
@@ -46,6 +48,7 @@ pub struct Gateway {
     pub hub_prefix: String,
     pub https: bool,
     pub expose_new_token_header: bool,
+    pub trusted_proxies: client_addr::TrustedProxies,
 }
 
 /// Per-request state carried between callbacks.
@@ -85,7 +88,20 @@ impl Gateway {
             hub_prefix: config.hub.prefix.clone(),
             https: config.server.public_url.https,
             expose_new_token_header: config.tokens.expose_new_token_header,
+            trusted_proxies: client_addr::TrustedProxies::new(&config.server.trusted_proxies),
         }
+    }
+
+    /// The client behind this request (see [`client_addr`]); `None` on a Unix socket.
+    fn client(&self, session: &Session) -> Option<client_addr::ClientAddr> {
+        let peer = session.client_addr()?.as_inet()?.ip();
+        let forwarded = session
+            .req_header()
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Some(self.trusted_proxies.client(peer, forwarded))
     }
 
     async fn serve_hub(
@@ -124,7 +140,10 @@ impl Gateway {
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
             authorization: header("authorization"),
-            client_ip: client_ip(session).unwrap_or_default(),
+            client_ip: self
+                .client(session)
+                .map(|c| c.ip.to_string())
+                .unwrap_or_default(),
             body,
         };
         let reply = self.hub.serve(&hub_request, ctx.now).await;
@@ -225,6 +244,83 @@ impl Gateway {
         }
     }
 
+    /// What an upstream receives: the same rules for proxied requests and tunnels.
+    fn prepare_upstream_request(
+        &self,
+        session: &Session,
+        upstream: &mut pingora::http::RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let Some(app) = ctx.app.as_ref() else {
+            return Ok(());
+        };
+        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
+        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
+        let forwarded_for = self.client(session).map(|c| c.forwarded_for);
+        upstream::set_forwarded_headers(upstream, forwarded_for, self.https)?;
+        upstream::strip_prefix(upstream, app)
+    }
+
+    /// A renewed token goes out with the response, proxied or tunnelled.
+    fn add_renewal(&self, response: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
+            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+            if self.expose_new_token_header {
+                response.insert_header("X-New-Token", renewed.token.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries an admitted upgrade itself ([`tunnel`]: Pingora 0.9.1's loop can drop it right
+    /// after the 101). An upstream that cannot be reached gets the same 502 page as elsewhere.
+    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(app) = ctx.app.clone() else {
+            return Ok(());
+        };
+        let mut request = session.req_header().clone();
+        self.prepare_upstream_request(session, &mut request, ctx)?;
+        let backend = app
+            .upstreams
+            .select(b"", 256)
+            .and_then(|b| b.addr.as_inet().copied());
+        let result = match backend {
+            Some(addr) => {
+                let decorate = |response: &mut ResponseHeader| self.add_renewal(response, ctx);
+                let mut watch = TunnelWatch {
+                    verifier: &self.verifier,
+                    websocket: ctx.websocket.as_ref().map(|ws| WebSocketWatch {
+                        session_id: ws.session_id.clone(),
+                        last_checked: ws.last_checked,
+                    }),
+                };
+                tunnel::serve(session, addr, &request, &decorate, &mut watch).await
+            }
+            None => Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "no healthy upstream",
+            )),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(app = %app.config.name, error = %e, "upgrade: the app is not answering");
+                ctx.outcome = "upstream_error";
+                answer::error(
+                    session,
+                    &self.hub_prefix,
+                    502,
+                    "bad_gateway",
+                    "The app is not answering",
+                    "The app behind this address did not answer. Please try again shortly.",
+                )
+                .await
+            }
+        }
+    }
+
     fn renewal_cookie(&self, app: &AppRoute, renewed: &RenewedToken) -> String {
         self.cookies.set(
             &app.cookie_name,
@@ -255,18 +351,38 @@ impl Gateway {
     }
 }
 
+/// The session checks of an open WebSocket, for a tunnel (as `request_body_filter` and
+/// `response_body_filter` make them for a proxied one).
+struct TunnelWatch<'a> {
+    verifier: &'a Verifier,
+    websocket: Option<WebSocketWatch>,
+}
+
+#[async_trait]
+impl tunnel::Watch for TunnelWatch<'_> {
+    async fn may_carry_client_data(&mut self) -> bool {
+        match self.websocket.as_mut() {
+            Some(ws) => {
+                self.verifier
+                    .still_live(&ws.session_id, &mut ws.last_checked, WEBSOCKET_RECHECK)
+                    .await
+            }
+            None => true,
+        }
+    }
+
+    fn may_carry_upstream_data(&mut self) -> bool {
+        self.websocket
+            .as_ref()
+            .is_none_or(|ws| !self.verifier.known_ended(&ws.session_id))
+    }
+}
+
 fn session_ended_error() -> Box<Error> {
     Error::explain(
         ErrorType::Custom("session ended"),
         "the session of this connection has ended",
     )
-}
-
-fn client_ip(session: &Session) -> Option<String> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
 }
 
 /// The whole request body, or `None` if it exceeds `limit`.
@@ -306,7 +422,16 @@ impl ProxyHttp for Gateway {
         let path = session.req_header().uri.path().to_string();
         match self.router.resolve(&path) {
             Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
-            Route::App(app) => self.gate_app(session, app, ctx).await,
+            Route::App(app) => {
+                if self.gate_app(session, app, ctx).await? {
+                    return Ok(true);
+                }
+                if tunnel::applies(session) {
+                    self.tunnel(session, ctx).await?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
             Route::AddSlash(location) => {
                 let location = match session.req_header().uri.query() {
                     Some(q) => format!("{location}?{q}"),
@@ -379,13 +504,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(app) = ctx.app.as_ref() else {
-            return Ok(());
-        };
-        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
-        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
-        upstream::set_forwarded_headers(upstream, client_ip(session), self.https)?;
-        upstream::strip_prefix(upstream, app)
+        self.prepare_upstream_request(session, upstream, ctx)
     }
 
     /// Every message a client sends on an open WebSocket passes here: once its session has ended
@@ -428,15 +547,7 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
-            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
-            // A response carrying a fresh token must never sit in a shared cache for others.
-            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-            if self.expose_new_token_header {
-                response.insert_header("X-New-Token", renewed.token.as_str())?;
-            }
-        }
-        Ok(())
+        self.add_renewal(response, ctx)
     }
 
     async fn fail_to_proxy(

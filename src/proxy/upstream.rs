@@ -126,21 +126,16 @@ pub fn set_identity_headers(
     Ok(())
 }
 
+/// `forwarded_for` replaces every `X-Forwarded-For` the client sent: it holds only what the
+/// gateway believes ([`super::client_addr`]); without a peer address none is sent at all.
 pub fn set_forwarded_headers(
     req: &mut RequestHeader,
-    client_ip: Option<String>,
+    forwarded_for: Option<String>,
     https: bool,
 ) -> Result<()> {
-    if let Some(ip) = client_ip {
-        let forwarded_for = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(earlier) if !earlier.is_empty() => format!("{earlier}, {ip}"),
-            _ => ip,
-        };
-        req.insert_header("X-Forwarded-For", forwarded_for)?;
+    match forwarded_for {
+        Some(value) => req.insert_header("X-Forwarded-For", value)?,
+        None => req.remove_header("X-Forwarded-For").map_or((), |_| ()),
     }
     req.insert_header("X-Forwarded-Proto", if https { "https" } else { "http" })?;
     let host = req.headers.get(http::header::HOST).cloned();

@@ -4,7 +4,7 @@
 mod instrumented;
 mod lifecycle;
 mod memory;
-mod redis;
+pub(crate) mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -157,33 +157,14 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .map_err(unavailable)
-            })
-            .await?;
-        Ok(manager.clone())
+        lazy_connection(&self.connection, &self.client).await
     }
 
-    /// Runs one store operation under [`OPERATION_TIMEOUT`].
     async fn run<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(OPERATION_TIMEOUT, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "no answer within {OPERATION_TIMEOUT:?}"
-                )))
-            })
+        bounded(work).await
     }
 
     fn deadline(&self, expires_at: Timestamp, last_seen: Timestamp) -> Timestamp {
@@ -254,6 +235,38 @@ impl RedisStore {
             })
         }))
     }
+}
+
+/// The connection in `cell`, made on first use (inside the runtime) and remade by itself after
+/// an outage. Shared with the sign-in lockout's counts.
+pub(crate) async fn lazy_connection(
+    cell: &OnceCell<ConnectionManager>,
+    client: &redis::Client,
+) -> Result<ConnectionManager, StoreError> {
+    let manager = cell
+        .get_or_try_init(|| async {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(1)))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)
+        })
+        .await?;
+    Ok(manager.clone())
+}
+
+/// Runs one Redis operation under [`OPERATION_TIMEOUT`].
+pub(crate) async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "no answer within {OPERATION_TIMEOUT:?}"
+            )))
+        })
 }
 
 fn session_from_fields(

@@ -95,6 +95,7 @@ impl App {
 /// Config sections a test changes; everything else takes the test defaults.
 #[derive(Default, Clone)]
 pub struct Setup {
+    pub server: String,
     pub hub: String,
     pub session: String,
     pub tokens: String,
@@ -120,6 +121,11 @@ impl Setup {
     pub fn tokens(mut self, lines: &str) -> Self {
         self.tokens.push_str(lines);
         self.tokens.push('\n');
+        self
+    }
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server.push_str(lines);
+        self.server.push('\n');
         self
     }
     pub fn hub(mut self, lines: &str) -> Self {
@@ -176,6 +182,7 @@ public_url = "{scheme}://127.0.0.1:{port}"
 threads = 2
 shutdown_grace = "1s"
 {tls}
+{server}
 
 [hub]
 {users_file}
@@ -192,6 +199,7 @@ shutdown_grace = "1s"
 
 {apps}
 "#,
+            server = setup.server,
             hub = setup.hub,
             session = setup.session,
             tokens = setup.tokens,
@@ -378,6 +386,8 @@ pub struct Browser {
     client: reqwest::Client,
     pub jar: Vec<StoredCookie>,
     pub accept: &'static str,
+    /// Sent with every request (e.g. the `X-Forwarded-For` a load balancer would add).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
@@ -393,6 +403,7 @@ impl Browser {
                 .expect("client"),
             jar: Vec::new(),
             accept: HTML,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -471,6 +482,9 @@ impl Browser {
         let bare_path = path.split('?').next().unwrap_or(path);
         if let Some(cookies) = self.cookie_header(bare_path) {
             req = req.header("cookie", cookies);
+        }
+        for (k, v) in &self.extra_headers {
+            req = req.header(k, v);
         }
         for (k, v) in extra {
             req = req.header(*k, *v);
@@ -755,35 +769,26 @@ pub async fn assert_carries_nothing_more(socket: &mut WebSocket, after: &str) {
 }
 
 /// Opens a WebSocket through the gateway and proves it carries a message (the echo comes back).
-///
-/// Retries when the tunnel is torn down right after the `101`: a known Pingora 0.9 race
-/// (cloudflare/pingora#946, fixes #947 and #1016 not yet released) when the upstream answers
-/// before the proxy has consumed the upgrade request's empty body. It shows up on a loaded
-/// machine only; every other failure fails the test at once.
+/// No retry: a tunnel torn down right after its `101` (pingora#946, which hubgate's own tunnel
+/// avoids) fails the test.
 pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocket {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::{error::ProtocolError, Error, Message};
-    for attempt in 1..=5 {
-        let mut request = url.into_client_request().expect("websocket URL");
-        if let Some(cookie) = cookie {
-            request
-                .headers_mut()
-                .insert("cookie", cookie.parse().expect("cookie header"));
-        }
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket handshake through the gateway");
-        socket.send(Message::text("probe")).await.expect("send");
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.as_str() == "probe" => return socket,
-            Some(Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake))) | None => {
-                eprintln!("attempt {attempt}: tunnel closed right after the handshake (pingora#946); retrying");
-            }
-            other => panic!("unexpected answer on a fresh WebSocket: {other:?}"),
-        }
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = url.into_client_request().expect("websocket URL");
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().expect("cookie header"));
     }
-    panic!("the WebSocket was torn down after the handshake five times in a row");
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket handshake through the gateway");
+    socket.send(Message::text("probe")).await.expect("send");
+    match socket.next().await {
+        Some(Ok(Message::Text(text))) if text.as_str() == "probe" => socket,
+        other => panic!("a fresh WebSocket did not echo: {other:?}"),
+    }
 }
 
 /// Like [`raw_request`], but returns the whole response head (status line and headers) as text,
