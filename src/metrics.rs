@@ -18,7 +18,7 @@ pub const OUTCOMES: [&str; 6] = [
     "upstream_error",
 ];
 pub const LOGIN_RESULTS: [&str; 3] = ["success", "failure", "locked_out"];
-pub const STORE_OPS: [&str; 9] = [
+pub const STORE_OPS: [&str; 11] = [
     "create",
     "lookup",
     "touch",
@@ -28,6 +28,8 @@ pub const STORE_OPS: [&str; 9] = [
     "end_all",
     "stale",
     "ping",
+    "put_code",
+    "take_code",
 ];
 
 /// Buckets from 50 µs to 10 s: sub-millisecond gateway overhead and slow upstreams both resolve.

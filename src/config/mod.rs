@@ -4,6 +4,7 @@
 //! are parsed, paths resolved, secrets loaded and names checked.
 
 mod duration;
+mod hosts;
 mod model;
 mod parse;
 mod reader;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use duration::parse_duration;
+pub use hosts::HostName;
 pub use model::*;
 pub use users::{User, Users};
 

@@ -3,6 +3,7 @@
 //! [`Reply`]; the proxy does the I/O.
 
 mod access;
+mod host_sign_in;
 mod lockout;
 mod login;
 pub mod pages;

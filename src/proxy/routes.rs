@@ -1,11 +1,12 @@
-//! Which part of hubgate a request path belongs to: a hub endpoint, an app, or nothing.
+//! Which part of hubgate a request belongs to: by Host first (an app's own host, or the hub's),
+//! then by path — a hub endpoint, an app, hubgate's own `/.hubgate/` on an app host, or nothing.
 
 use std::sync::Arc;
 
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
 
-use crate::config::{path_is_under, AppConfig, Config};
+use crate::config::{path_is_under, AppConfig, Config, HostName};
 use crate::metrics::AppMetrics;
 
 /// An app as the proxy uses it: its config, its upstream pool, and its precomputed paths.
@@ -28,40 +29,119 @@ impl AppRoute {
     }
 }
 
+/// A host that apps own (`grafana.example.com`), with its apps, longest prefix first.
+pub struct AppHost {
+    pub host: HostName,
+    pub apps: Vec<Arc<AppRoute>>,
+}
+
+impl AppHost {
+    pub fn app(&self, name: &str) -> Option<&Arc<AppRoute>> {
+        self.apps.iter().find(|a| a.config.name == name)
+    }
+}
+
+/// Where hubgate answers for itself on an app host: sign-in callback, sign-out, session page.
+pub const HOST_ENDPOINTS: &str = "/.hubgate";
+
 pub enum Route<'a> {
     /// A hub endpoint: the path below the hub prefix (`/login`).
     Hub(&'a str),
     App(Arc<AppRoute>),
+    /// `/.hubgate/<endpoint>` on an app host: the path below `/.hubgate` (`/callback`).
+    HostEndpoint(Arc<AppHost>, &'a str),
     /// Add the trailing slash, so path-scoped cookies reach the request (`/apps/x` → `/apps/x/`).
     AddSlash(String),
     /// A path with `.` or `..` segments (also percent-encoded): it could escape an app's prefix.
     BadPath,
     NotFound,
+    /// A Host that neither the hub nor any app claims.
+    UnknownHost,
 }
 
 pub struct Router {
     hub_prefix: String,
-    /// Longest prefix first (prefixes never overlap, but this keeps the rule obvious).
+    /// The host of `server.public_url`; checked only once some app has a host of its own, so a
+    /// hub reached by another name (`localhost` for `127.0.0.1`) keeps working without them.
+    hub_host: Option<HostName>,
+    /// The hub host's apps, longest prefix first (prefixes never overlap, but this keeps the
+    /// rule obvious).
     apps: Vec<Arc<AppRoute>>,
+    hosts: Vec<Arc<AppHost>>,
 }
 
 impl Router {
     pub fn new(config: &Config, apps: Vec<Arc<AppRoute>>) -> Self {
         let mut apps = apps;
         apps.sort_by_key(|a| std::cmp::Reverse(a.config.prefix.len()));
+        let mut hosts: Vec<AppHost> = Vec::new();
+        for app in apps.iter().filter(|a| a.config.host.is_some()) {
+            let Some(host) = app.config.host.as_deref().and_then(HostName::parse) else {
+                continue;
+            };
+            match hosts.iter_mut().find(|h| h.host == host) {
+                Some(h) => h.apps.push(app.clone()),
+                None => hosts.push(AppHost {
+                    host,
+                    apps: vec![app.clone()],
+                }),
+            }
+        }
+        let hub_host = config
+            .server
+            .public_url
+            .origin
+            .split_once("://")
+            .and_then(|(_, h)| HostName::parse(h));
         Router {
             hub_prefix: config.hub.prefix.clone(),
-            apps,
+            hub_host,
+            apps: apps
+                .into_iter()
+                .filter(|a| a.config.host.is_none())
+                .collect(),
+            hosts: hosts.into_iter().map(Arc::new).collect(),
         }
     }
 
-    pub fn apps(&self) -> &[Arc<AppRoute>] {
-        &self.apps
+    /// The app host a request's `Host` names, if any.
+    pub fn app_host(&self, host: Option<&str>) -> Option<&Arc<AppHost>> {
+        let host = HostName::parse(host?)?;
+        self.hosts.iter().find(|h| h.host.accepts(&host))
     }
 
-    pub fn resolve<'p>(&self, path: &'p str) -> Route<'p> {
+    /// Every app, on whichever host: forward auth finds its app among them.
+    pub fn all_apps(&self) -> impl Iterator<Item = &Arc<AppRoute>> {
+        self.apps
+            .iter()
+            .chain(self.hosts.iter().flat_map(|h| h.apps.iter()))
+    }
+
+    /// The app that owns `path` on `host` (`None`: the hub's host), without the hub's routes.
+    pub fn app_for(&self, host: Option<&str>, path: &str) -> Option<Arc<AppRoute>> {
+        let apps = match self.app_host(host) {
+            Some(h) => &h.apps,
+            None => &self.apps,
+        };
+        apps.iter().find(|a| a.config.owns_path(path)).cloned()
+    }
+
+    pub fn resolve<'p>(&self, host: Option<&str>, path: &'p str) -> Route<'p> {
         if has_dot_segment(path) {
             return Route::BadPath;
+        }
+        if let Some(app_host) = self.app_host(host) {
+            return resolve_on_host(app_host, path);
+        }
+        let is_hub_host = match (host.map(HostName::parse), &self.hub_host) {
+            _ if self.hosts.is_empty() => true,
+            // HTTP/1.0 without a Host: the hub, as before hosts existed.
+            (None, _) | (_, None) => true,
+            (Some(Some(host)), Some(hub)) => hub.accepts(&host),
+            (Some(None), Some(_)) => false,
+        };
+        if !is_hub_host {
+            return Route::UnknownHost;
         }
         if path == "/" || path == self.hub_prefix {
             return Route::AddSlash(format!("{}/", self.hub_prefix));
@@ -77,6 +157,17 @@ impl Router {
             Some(app) => Route::App(app.clone()),
             None => Route::NotFound,
         }
+    }
+}
+
+fn resolve_on_host<'p>(app_host: &Arc<AppHost>, path: &'p str) -> Route<'p> {
+    if path_is_under(path, HOST_ENDPOINTS) {
+        return Route::HostEndpoint(app_host.clone(), &path[HOST_ENDPOINTS.len()..]);
+    }
+    match app_host.apps.iter().find(|a| a.config.owns_path(path)) {
+        Some(app) if path == app.config.prefix => Route::AddSlash(format!("{path}/")),
+        Some(app) => Route::App(app.clone()),
+        None => Route::NotFound,
     }
 }
 

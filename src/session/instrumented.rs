@@ -80,4 +80,11 @@ impl SessionStore for Instrumented {
     async fn ping(&self) -> Result<(), StoreError> {
         self.measure("ping", self.inner.ping()).await
     }
+    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.measure("put_code", self.inner.put_code(code, grant, ttl))
+            .await
+    }
+    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError> {
+        self.measure("take_code", self.inner.take_code(code)).await
+    }
 }

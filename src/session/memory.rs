@@ -37,6 +37,8 @@ impl Records {
 pub struct MemoryStore {
     records: Mutex<Records>,
     tombstones: moka::sync::Cache<SessionId, EndReason>,
+    /// One-time sign-in codes for app hosts, with when each stops being redeemable.
+    codes: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 impl Default for MemoryStore {
@@ -47,6 +49,7 @@ impl Default for MemoryStore {
                 .max_capacity(TOMBSTONE_CAPACITY)
                 .time_to_live(TOMBSTONE_TTL)
                 .build(),
+            codes: Mutex::default(),
         }
     }
 }
@@ -163,6 +166,23 @@ impl SessionStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = std::time::Instant::now();
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        // Codes are redeemed within seconds; forgotten ones go at the next sign-in.
+        codes.retain(|_, (_, until)| *until > now);
+        codes.insert(code.to_string(), (grant.to_string(), now + ttl));
+        Ok(())
+    }
+
+    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError> {
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(codes
+            .remove(code)
+            .filter(|(_, until)| *until > std::time::Instant::now())
+            .map(|(grant, _)| grant))
     }
 }
 

@@ -182,6 +182,11 @@ pub trait SessionStore: Send + Sync {
         idle_timeout: Option<Duration>,
     ) -> Result<Vec<(SessionId, EndReason)>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Keeps a one-time sign-in code for an app host (see `hub/host_sign_in.rs`) for `ttl`, so
+    /// whichever instance the browser reaches next can redeem it.
+    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// The grant of a code, removed in the same step: of two redemptions, one gets it.
+    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError>;
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! - `user:<name>`   set of that user's session ids (logout-all, admin revoke).
 //! - `deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
 //! - `ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
+//! - `code:<code>`   a one-time sign-in code for an app host (JSON grant), gone after 30 s or use.
 //! - channel `revocations`: `<id> <reason>` on every end, so every instance purges its cache.
 //!
 //! Every multi-step change is one Lua script, so a change is all-or-nothing and two instances
@@ -93,6 +94,9 @@ impl Keys {
     }
     fn ended(&self, id: &SessionId) -> String {
         format!("{}ended:{}", self.prefix, id.as_str())
+    }
+    fn code(&self, code: &str) -> String {
+        format!("{}code:{code}", self.prefix)
     }
     fn channel(&self) -> String {
         format!("{}revocations", self.prefix)
@@ -450,5 +454,20 @@ impl SessionStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.code(code))
+            .arg(grant)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        self.query::<String>(&set).await.map(drop)
+    }
+
+    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError> {
+        // GETDEL (Redis 6.2+): read and delete in one step, so a code is redeemed once.
+        self.query(redis::cmd("GETDEL").arg(self.keys.code(code)))
+            .await
     }
 }

@@ -62,6 +62,8 @@ pub struct App {
     pub name: String,
     pub upstreams: Vec<SocketAddr>,
     pub extra: String,
+    /// On its own host (`grafana.localhost`) instead of under `/apps/<name>` on the hub's.
+    pub host: Option<String>,
 }
 
 impl App {
@@ -70,7 +72,14 @@ impl App {
             name: name.into(),
             upstreams: vec![upstream],
             extra: String::new(),
+            host: None,
         }
+    }
+
+    /// The app owns `host` (prefix `/`), like `grafana.example.com`.
+    pub fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.into());
+        self
     }
 
     pub fn with(mut self, extra: &str) -> Self {
@@ -81,6 +90,14 @@ impl App {
 
     fn toml(&self) -> String {
         let upstreams: Vec<String> = self.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+        if let Some(host) = &self.host {
+            return format!(
+                "[[apps]]\nname = \"{}\"\nhost = \"{host}\"\nupstreams = [{}]\n{}\n",
+                self.name,
+                upstreams.join(", "),
+                self.extra
+            );
+        }
         format!(
             "[[apps]]\nname = \"{n}\"\nprefix = \"/apps/{n}\"\nupstreams = [{}]\n{}\n",
             upstreams.join(", "),
@@ -732,6 +749,15 @@ pub type WebSocket =
 /// before the proxy has consumed the upgrade request's empty body. It shows up on a loaded
 /// machine only; every other failure fails the test at once.
 pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocket {
+    open_echoing_websocket_on(url, cookie, None).await
+}
+
+/// [`open_echoing_websocket`] with another `Host` header than the URL's (an app's own host).
+pub async fn open_echoing_websocket_on(
+    url: &str,
+    cookie: Option<&str>,
+    host: Option<&str>,
+) -> WebSocket {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::{error::ProtocolError, Error, Message};
@@ -741,6 +767,11 @@ pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocke
             request
                 .headers_mut()
                 .insert("cookie", cookie.parse().expect("cookie header"));
+        }
+        if let Some(host) = host {
+            request
+                .headers_mut()
+                .insert("host", host.parse().expect("host header"));
         }
         let (mut socket, _) = tokio_tungstenite::connect_async(request)
             .await
