@@ -3,135 +3,14 @@
 //! two instances sharing Redis. Hosts are named by the Host header on loopback.
 
 mod common;
+use common::sites::{code_of, Sites};
 use common::*;
-use std::collections::BTreeMap;
-
-/// A browser that keeps one cookie jar per host, the way a real one does.
-struct Sites {
-    hub: String,
-    port: u16,
-    base: String,
-    jars: BTreeMap<String, Browser>,
-}
-
-impl Sites {
-    fn new(gw: &Gateway) -> Sites {
-        Sites {
-            hub: format!("127.0.0.1:{}", gw.port),
-            port: gw.port,
-            base: gw.url(""),
-            jars: BTreeMap::new(),
-        }
-    }
-
-    /// `one.localhost` → `one.localhost:<gateway port>`.
-    fn host(&self, name: &str) -> String {
-        format!("{name}:{}", self.port)
-    }
-
-    fn url(&self, name: &str, path: &str) -> String {
-        format!("http://{}{path}", self.host(name))
-    }
-
-    fn jar(&mut self, host: &str) -> &mut Browser {
-        let base = self.base.clone();
-        self.jars
-            .entry(host.to_string())
-            .or_insert_with(|| Browser::new(base))
-    }
-
-    /// The same cookies, talking to another instance (as behind a load balancer).
-    fn on(&self, gw: &Gateway) -> Sites {
-        let mut other = Sites::new(gw);
-        for (host, jar) in &self.jars {
-            let host = host.replace(&format!(":{}", self.port), &format!(":{}", gw.port));
-            other.jars.insert(host, jar.on(gw));
-        }
-        other
-    }
-
-    /// Splits an absolute URL into host and path; a path alone stays on `current`.
-    fn split(url: &str, current: &str) -> (String, String) {
-        match url.strip_prefix("http://") {
-            Some(rest) => {
-                let at = rest.find('/').unwrap_or(rest.len());
-                (rest[..at].to_string(), rest[at..].to_string())
-            }
-            None => (current.to_string(), url.to_string()),
-        }
-    }
-
-    async fn get_as(&mut self, url: &str, accept: &'static str) -> Page {
-        let hub = self.hub.clone();
-        let (host, path) = Sites::split(url, &hub);
-        let jar = self.jar(&host);
-        jar.accept = accept;
-        jar.get_with(&path, &[("host", &host)]).await
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        self.get_as(url, HTML).await
-    }
-
-    /// Follows redirects across hosts; returns every URL visited (absolute) and the last page.
-    async fn follow(&mut self, url: &str) -> (Vec<String>, Page) {
-        let hub = self.hub.clone();
-        let (mut host, path) = Sites::split(url, &hub);
-        let mut visited = vec![format!("http://{host}{path}")];
-        let mut page = self.get(&format!("http://{host}{path}")).await;
-        while let (300..=399, Some(next)) = (page.status, page.location().map(str::to_string)) {
-            assert!(visited.len() < 12, "redirect loop: {visited:?}");
-            let (next_host, next_path) = Sites::split(&next, &host);
-            host = next_host;
-            visited.push(format!("http://{host}{next_path}"));
-            page = self.get(&format!("http://{host}{next_path}")).await;
-        }
-        (visited, page)
-    }
-
-    async fn sign_in(&mut self) {
-        let hub = self.hub.clone();
-        let page = self
-            .jar(&hub)
-            .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-            .await;
-        assert_eq!(page.status, 303, "sign-in failed: {}", page.body);
-    }
-
-    fn cookie_names(&mut self, host: &str) -> Vec<String> {
-        let mut names: Vec<String> = self.jar(host).jar.iter().map(|c| c.name.clone()).collect();
-        names.sort();
-        names
-    }
-
-    /// The callback URL a signed-in authorize hands out for `app` (not followed).
-    async fn code_for(&mut self, app: &str, next: &str) -> String {
-        let hub = self.hub.clone();
-        let url = format!(
-            "http://{hub}/hub/authorize?app={app}&next={}",
-            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-        );
-        let page = self.get(&url).await;
-        assert_eq!(page.status, 302, "{}", page.body);
-        let location = page.location().expect("callback location").to_string();
-        assert!(location.contains("/.hubgate/callback?code="), "{location}");
-        location
-    }
-}
 
 async fn three_apps() -> Setup {
     Setup::default()
         .app(App::new("one", upstream("one").await).on_host("one.localhost"))
         .app(App::new("two", upstream("two").await).on_host("TWO.localhost"))
         .app(App::new("three", upstream("three").await))
-}
-
-fn code_of(callback: &str) -> String {
-    let query = callback.split_once('?').map_or("", |(_, q)| q);
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code in callback")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,9 +28,22 @@ pub fn is_navigation(method: &str, accept: Option<&str>) -> bool {
 }
 
 pub async fn write(session: &mut Session, reply: Reply) -> Result<()> {
-    let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+    write_with(session, reply, Vec::new()).await
+}
+
+/// [`write`], plus headers whose names the config chooses (forward auth's identity headers).
+pub async fn write_with(
+    session: &mut Session,
+    reply: Reply,
+    extra: Vec<(http::HeaderName, String)>,
+) -> Result<()> {
+    let mut header =
+        ResponseHeader::build(reply.status, Some(reply.headers.len() + extra.len() + 1))?;
     for (name, value) in reply.headers {
         header.append_header(name, value)?;
+    }
+    for (name, value) in extra {
+        header.insert_header(name, value)?;
     }
     header.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();

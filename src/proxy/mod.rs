@@ -3,6 +3,7 @@
 //! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
 
 pub mod answer;
+pub mod forward_auth;
 pub mod gate;
 pub mod in_flight;
 pub mod routes;
@@ -327,6 +328,12 @@ impl ProxyHttp for Gateway {
                 .await
                 .map(|_| true),
             Route::App(app) => self.gate_app(session, app, ctx).await,
+            Route::ForwardAuth(asker) => {
+                let decision = self.forward_auth(session.req_header(), asker, ctx).await;
+                answer::write_with(session, decision.reply, decision.identity)
+                    .await
+                    .map(|_| true)
+            }
             Route::AddSlash(location) => {
                 let location = match session.req_header().uri.query() {
                     Some(q) => format!("{location}?{q}"),

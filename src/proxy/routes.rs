@@ -50,6 +50,8 @@ pub enum Route<'a> {
     App(Arc<AppRoute>),
     /// `/.hubgate/<endpoint>` on an app host: the path below `/.hubgate` (`/callback`).
     HostEndpoint(Arc<AppHost>, &'a str),
+    /// `<hub>/forward-auth` or `<hub>/auth-request`: a proxy in front asks about a request.
+    ForwardAuth(super::forward_auth::Asker),
     /// Add the trailing slash, so path-scoped cookies reach the request (`/apps/x` → `/apps/x/`).
     AddSlash(String),
     /// A path with `.` or `..` segments (also percent-encoded): it could escape an app's prefix.
@@ -110,37 +112,40 @@ impl Router {
         self.hosts.iter().find(|h| h.host.accepts(&host))
     }
 
-    /// Every app, on whichever host: forward auth finds its app among them.
-    pub fn all_apps(&self) -> impl Iterator<Item = &Arc<AppRoute>> {
-        self.apps
-            .iter()
-            .chain(self.hosts.iter().flat_map(|h| h.apps.iter()))
-    }
-
-    /// The app that owns `path` on `host` (`None`: the hub's host), without the hub's routes.
-    pub fn app_for(&self, host: Option<&str>, path: &str) -> Option<Arc<AppRoute>> {
-        let apps = match self.app_host(host) {
+    /// The app that owns `path` on `host`: an app host's, or the hub host's prefix apps.
+    pub fn app_for(&self, host: &str, path: &str) -> Option<Arc<AppRoute>> {
+        let apps = match self.app_host(Some(host)) {
             Some(h) => &h.apps,
-            None => &self.apps,
+            None if self.is_hub_host(Some(host)) => &self.apps,
+            None => return None,
         };
         apps.iter().find(|a| a.config.owns_path(path)).cloned()
+    }
+
+    fn is_hub_host(&self, host: Option<&str>) -> bool {
+        match (host.map(HostName::parse), &self.hub_host) {
+            _ if self.hosts.is_empty() => true,
+            // HTTP/1.0 without a Host: the hub, as before hosts existed.
+            (None, _) | (_, None) => true,
+            (Some(Some(host)), Some(hub)) => hub.accepts(&host),
+            (Some(None), Some(_)) => false,
+        }
     }
 
     pub fn resolve<'p>(&self, host: Option<&str>, path: &'p str) -> Route<'p> {
         if has_dot_segment(path) {
             return Route::BadPath;
         }
+        // On any host: Caddy and others keep the app's Host on the request they send to ask.
+        if let Some(endpoint) = path.strip_prefix(self.hub_prefix.as_str()) {
+            if let Some(asker) = super::forward_auth::Asker::at(endpoint) {
+                return Route::ForwardAuth(asker);
+            }
+        }
         if let Some(app_host) = self.app_host(host) {
             return resolve_on_host(app_host, path);
         }
-        let is_hub_host = match (host.map(HostName::parse), &self.hub_host) {
-            _ if self.hosts.is_empty() => true,
-            // HTTP/1.0 without a Host: the hub, as before hosts existed.
-            (None, _) | (_, None) => true,
-            (Some(Some(host)), Some(hub)) => hub.accepts(&host),
-            (Some(None), Some(_)) => false,
-        };
-        if !is_hub_host {
+        if !self.is_hub_host(host) {
             return Route::UnknownHost;
         }
         if path == "/" || path == self.hub_prefix {
@@ -176,7 +181,7 @@ fn resolve_on_host<'p>(app_host: &Arc<AppHost>, path: &'p str) -> Route<'p> {
 /// separators), with `%2e` read as `.` and anything after `;` ignored (Tomcat and others read
 /// `..;x` as `..`). Otherwise `/apps/a/..%2Fb/` passes the gateway as app `a` and reaches app `b`
 /// on an upstream that serves both.
-fn has_dot_segment(path: &str) -> bool {
+pub fn has_dot_segment(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     let separated = lower
         .replace("%2f", "/")

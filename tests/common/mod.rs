@@ -2,6 +2,8 @@
 //! cookie-keeping client that scopes cookies by path the way a browser does.
 #![allow(dead_code)]
 
+pub mod sites;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -850,4 +852,24 @@ pub async fn assert_still_serves(gw: &Gateway, app: &str) {
         "the gateway panicked:\n{}",
         gw.log_text()
     );
+}
+
+/// A fenced code block of `doc` (a file under the repository), the one right after the line
+/// `<!-- snippet: NAME -->`: tests run exactly what the documentation shows.
+pub fn doc_snippet(doc: &str, name: &str) -> String {
+    let path = format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let marker = format!("<!-- snippet: {name} -->");
+    let after = text
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in {doc}"))
+        .1;
+    let body = after
+        .split_once("```")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .map(|(_, rest)| rest)
+        .expect("a fenced block after the marker");
+    body.split_once("\n```")
+        .map(|(block, _)| block.to_string())
+        .expect("the fenced block ends")
 }
