@@ -30,14 +30,9 @@ async fn one_sign_in_opens_two_app_hosts_and_a_prefix_app_each_with_only_its_own
     assert_eq!(page.location(), Some(expected.as_str()));
 
     sites.sign_in().await;
-    let (visited, page) = sites.follow(&sites.url("one.localhost", "/dash?x=1")).await;
-    assert_eq!(page.status, 200, "{visited:?} {}", page.body);
-    assert!(
-        visited
-            .iter()
-            .any(|u| u.contains("/.hubgate/callback?code=")),
-        "{visited:?}"
-    );
+    let visited = sites
+        .open_through_callback(&sites.url("one.localhost", "/dash?x=1"))
+        .await;
     assert_eq!(
         visited.last(),
         Some(&sites.url("one.localhost", "/dash?x=1"))
@@ -336,4 +331,37 @@ async fn on_two_instances_sharing_redis_a_code_redeems_anywhere_once_and_sign_ou
         assert_eq!(page.status, 401, "refused at once");
         assert_eq!(page.json()["reason"], "session_revoked");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_app_host_is_refused_and_the_sign_in_page_says_why() {
+    let gw = Setup::default()
+        .app(App::new("one", upstream("one").await).on_host("one.localhost"))
+        .session("idle_timeout = \"2s\"\ncache_ttl = \"5m\"")
+        .start();
+    let mut sites = Sites::new(&gw);
+    sites.sign_in().await;
+    sites
+        .open_through_callback(&sites.url("one.localhost", "/"))
+        .await;
+    // The same short wait the prefix-app idle test uses: the limit itself is what is tested.
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    let page = sites.get_as(&sites.url("one.localhost", "/x"), JSON).await;
+    assert_eq!(page.status, 401);
+    assert_eq!(page.json()["reason"], "idle_timeout");
+    let (visited, page) = sites.follow(&sites.url("one.localhost", "/x")).await;
+    assert!(
+        visited
+            .last()
+            .is_some_and(|u| u.contains("reason=idle_timeout")),
+        "{visited:?}"
+    );
+    assert!(
+        page.body
+            .contains("You were signed out after 2 seconds without activity."),
+        "{}",
+        page.body
+    );
+    let one = sites.host("one.localhost");
+    assert!(sites.cookie_names(&one).is_empty());
 }

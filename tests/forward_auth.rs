@@ -21,7 +21,11 @@ async fn fronted_apps() -> Setup {
     one.upstreams.clear();
     let mut three = App::new("three", upstream("unused").await);
     three.upstreams.clear();
-    Setup::default().app(one).app(three)
+    // Every admitted request renews, so the renewal's way back to the browser is tested too.
+    Setup::default()
+        .app(one)
+        .app(three)
+        .tokens("renew_threshold = 1.0\nrenew_min_interval = \"0s\"")
 }
 
 /// Signs in at the hub and redeems a code on `host` (with port), reaching hubgate directly.
@@ -53,6 +57,14 @@ async fn traefik_questions_get_identity_headers_a_sign_in_redirect_or_a_refusal(
     assert_eq!(page.header("x-forwarded-user"), Some("alice"));
     assert_eq!(page.header("x-forwarded-groups"), Some("ops"));
     assert_eq!(page.header("x-forwarded-email"), Some("alice@example.com"));
+    // A renewed token for addAuthCookiesToResponse, at `/` on the app's host.
+    assert!(
+        page.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("hubgate-app-one=") && c.contains("Path=/;")),
+        "{:?}",
+        page.set_cookies()
+    );
 
     // Not signed in: a navigation is sent to sign in (back to the full original URL), the rest 401.
     let page = ask(&mut traefik, &host, "/x?y=1", None, HTML).await;
@@ -97,6 +109,7 @@ async fn traefik_questions_get_identity_headers_a_sign_in_redirect_or_a_refusal(
     assert_eq!(page.status, 405);
 
     // nginx's way of asking: 200 with the headers, or 401 with where to sign in.
+    traefik.jar.clear();
     let url = format!("http://{host}/x");
     let page = traefik
         .get_with(
@@ -109,6 +122,7 @@ async fn traefik_questions_get_identity_headers_a_sign_in_redirect_or_a_refusal(
         .await;
     assert_eq!(page.status, 200);
     assert_eq!(page.header("x-forwarded-user"), Some("alice"));
+    traefik.jar.clear();
     traefik.accept = HTML;
     let page = traefik
         .get_with("/hub/auth-request", &[("x-original-url", url.as_str())])
@@ -134,6 +148,8 @@ async fn ask(
     cookie: Option<&str>,
     accept: &'static str,
 ) -> Page {
+    // Traefik keeps no cookies: each question carries only the client's.
+    traefik.jar.clear();
     traefik.accept = accept;
     let mut headers = vec![
         ("x-forwarded-method", "GET"),
@@ -164,6 +180,17 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
+    /// The started `child`, once it accepts connections on `port`.
+    fn serving(child: Child, port: u16, log: std::path::PathBuf, dir: tempfile::TempDir) -> Proxy {
+        Proxy {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+        .wait_until_serving()
+    }
+
     fn wait_until_serving(self) -> Proxy {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -225,13 +252,7 @@ fn start_nginx(gw: &Gateway, app: std::net::SocketAddr) -> Proxy {
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx must be installed (scripts/install-deps.sh installs it)");
-    Proxy {
-        child,
-        port,
-        log,
-        _dir: dir,
-    }
-    .wait_until_serving()
+    Proxy::serving(child, port, log, dir)
 }
 
 fn start_caddy(gw: &Gateway, app: std::net::SocketAddr) -> Proxy {
@@ -253,18 +274,18 @@ fn start_caddy(gw: &Gateway, app: std::net::SocketAddr) -> Proxy {
         .stderr(std::fs::File::create(&log).expect("caddy log"))
         .spawn()
         .expect("caddy must be installed (scripts/install-deps.sh installs it)");
-    Proxy {
-        child,
-        port,
-        log,
-        _dir: dir,
-    }
-    .wait_until_serving()
+    Proxy::serving(child, port, log, dir)
 }
 
 /// Through the proxy in front: one sign-in at the hub, the app host opened through the callback
 /// that the proxy sends to hubgate, identity headers from hubgate only, sign-out effective at once.
-async fn identity_reaches_the_app_through(proxy: &Proxy, gw: &Gateway) {
+/// `renewal_reaches_browser`: whether the proxy hands a renewed token to the browser (nginx does
+/// with the documented `add_header`; Caddy's `forward_auth` cannot).
+async fn identity_reaches_the_app_through(
+    proxy: &Proxy,
+    gw: &Gateway,
+    renewal_reaches_browser: bool,
+) {
     let host = format!("one.localhost:{}", proxy.port);
     let app_url = format!("http://{host}/x");
     let mut sites = Sites::new(gw);
@@ -284,14 +305,7 @@ async fn identity_reaches_the_app_through(proxy: &Proxy, gw: &Gateway) {
     assert!(!page.body.contains("mallory"), "{}", page.body);
 
     sites.sign_in().await;
-    let (visited, page) = sites.follow(&app_url).await;
-    assert_eq!(page.status, 200, "{visited:?}: {}", page.body);
-    assert!(
-        visited
-            .iter()
-            .any(|u| u.contains("/.hubgate/callback?code=")),
-        "{visited:?}"
-    );
+    sites.open_through_callback(&app_url).await;
     assert_eq!(
         sites.cookie_names(&host),
         ["hubgate-app-one", "hubgate-session-id"]
@@ -299,6 +313,11 @@ async fn identity_reaches_the_app_through(proxy: &Proxy, gw: &Gateway) {
 
     let seen = sites.get_with(&app_url, JSON, &SPOOFED).await;
     assert_eq!(seen.status, 200, "{}", seen.body);
+    let renewed = seen
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("hubgate-app-one=") && c.contains("Path=/;"));
+    assert_eq!(renewed, renewal_reaches_browser, "{:?}", seen.set_cookies());
     let seen = seen.json();
     assert_eq!(seen["app"], "one", "the real upstream answered");
     assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
@@ -325,7 +344,7 @@ async fn nginx_auth_request_with_the_documented_snippet() {
     let app = upstream("one").await;
     let gw = fronted_apps().await.start();
     let nginx = start_nginx(&gw, app);
-    identity_reaches_the_app_through(&nginx, &gw).await;
+    identity_reaches_the_app_through(&nginx, &gw, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -333,5 +352,5 @@ async fn caddy_forward_auth_with_the_documented_snippet() {
     let app = upstream("one").await;
     let gw = fronted_apps().await.start();
     let caddy = start_caddy(&gw, app);
-    identity_reaches_the_app_through(&caddy, &gw).await;
+    identity_reaches_the_app_through(&caddy, &gw, false).await;
 }

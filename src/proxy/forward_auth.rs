@@ -14,7 +14,7 @@ use http::HeaderMap;
 use pingora::http::RequestHeader;
 use serde_json::json;
 
-use super::gate::{self, gate, Gate, GateRequest, Refused};
+use super::gate::{gate, Gate, GateRequest, Refused};
 use super::{answer, routes, upstream, Gateway, RequestCtx};
 use crate::auth::verify::Refusal;
 use crate::hub::Reply;
@@ -154,12 +154,7 @@ impl Gateway {
             app: &app,
             path: original.path(),
             websocket,
-            cookie_headers: req
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect(),
+            cookie_headers: super::cookie_headers(req),
         };
         let refused = match gate(&self.verifier, &self.cookies.names, &request, ctx.now).await {
             Gate::Public => {
@@ -175,42 +170,32 @@ impl Gateway {
                     .collect();
                 let mut reply = Reply::empty(200);
                 if let Some(renewed) = &admitted.renewed {
-                    reply = reply
-                        .with_cookies([self.renewal_cookie(&app, renewed)])
-                        .with_header("Cache-Control", "no-store");
-                    if self.expose_new_token_header {
-                        reply = reply.with_header("X-New-Token", renewed.token.as_str());
-                    }
+                    reply.headers.extend(self.renewal_headers(&app, renewed));
                 }
                 ctx.identity = Some(admitted.identity);
                 return Decision { reply, identity };
             }
             Gate::Refuse(refused) => refused,
         };
-        let location =
-            self.sign_in
-                .authorize(&app.config, Some(&original.host), &original.path_and_query);
-        let clear_cookies = if app.config.host.is_some() && gate::session_over(&refused) {
-            self.host_cookie_clears(&app)
-        } else {
-            Vec::new()
-        };
         let accept = header(&req.headers, "accept");
-        let navigation = answer::is_navigation(&original.method, accept);
-        let (reply, outcome) = answer::refused(
+        let (reply, outcome) = self.refusal(
+            &app,
             &refused,
-            navigation,
-            &self.hub_prefix,
-            &app.config.name,
-            answer::SignIn {
-                location: &location,
-                clear_cookies,
-            },
+            Some(&original.host),
+            &original.path_and_query,
+            answer::is_navigation(&original.method, accept),
         );
         ctx.outcome = outcome;
         match asker {
             Asker::ForwardAuth => reply.into(),
-            Asker::AuthRequest => for_auth_request(reply, &refused, &location).into(),
+            Asker::AuthRequest => {
+                let location = self.sign_in.authorize(
+                    &app.config,
+                    Some(&original.host),
+                    &original.path_and_query,
+                );
+                for_auth_request(reply, &refused, &location).into()
+            }
         }
     }
 }

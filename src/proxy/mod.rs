@@ -126,12 +126,7 @@ impl Gateway {
             method: &req.method,
             endpoint,
             query: req.uri.query().unwrap_or(""),
-            cookie_headers: req
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect(),
+            cookie_headers: cookie_headers(req),
             host: header("host"),
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
@@ -163,12 +158,7 @@ impl Gateway {
                 app: &app,
                 path: req.uri.path(),
                 websocket: session.is_upgrade_req(),
-                cookie_headers: req
-                    .headers
-                    .get_all(http::header::COOKIE)
-                    .iter()
-                    .map(|v| v.as_bytes())
-                    .collect(),
+                cookie_headers: cookie_headers(req),
             };
             gate(&self.verifier, &self.cookies.names, &request, ctx.now).await
         };
@@ -190,29 +180,62 @@ impl Gateway {
             Gate::Refuse(refused) => refused,
         };
         let req = session.req_header();
-        let location = self.sign_in.authorize(
-            &app.config,
+        let (reply, outcome) = self.refusal(
+            &app,
+            &refused,
             request_host(req),
             req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            answer::is_browser_navigation(session),
         );
-        let clear_cookies = if app.config.host.is_some() && gate::session_over(&refused) {
-            self.host_cookie_clears(&app)
+        ctx.outcome = outcome;
+        answer::write(session, reply).await?;
+        Ok(true)
+    }
+
+    /// The answer to a refused app request (proxied, or asked about by forward auth) and its
+    /// outcome label: a navigation goes to sign in, back to `host` + `path_and_query`.
+    fn refusal(
+        &self,
+        app: &AppRoute,
+        refused: &gate::Refused,
+        host: Option<&str>,
+        path_and_query: &str,
+        navigation: bool,
+    ) -> (crate::hub::Reply, &'static str) {
+        let location = self.sign_in.authorize(&app.config, host, path_and_query);
+        let clear_cookies = if app.config.host.is_some() && gate::session_over(refused) {
+            self.host_cookie_clears(app)
         } else {
             Vec::new()
         };
-        let (reply, outcome) = answer::refused(
-            &refused,
-            answer::is_browser_navigation(session),
+        answer::refused(
+            refused,
+            navigation,
             &self.hub_prefix,
             &app.config.name,
             answer::SignIn {
                 location: &location,
                 clear_cookies,
             },
-        );
-        ctx.outcome = outcome;
-        answer::write(session, reply).await?;
-        Ok(true)
+        )
+    }
+
+    /// What a response carrying a renewed token adds: the cookie, `no-store`, and perhaps the
+    /// token itself in `X-New-Token`.
+    fn renewal_headers(
+        &self,
+        app: &AppRoute,
+        renewed: &RenewedToken,
+    ) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("Set-Cookie", self.renewal_cookie(app, renewed)),
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            ("Cache-Control", "no-store".to_string()),
+        ];
+        if self.expose_new_token_header {
+            headers.push(("X-New-Token", renewed.token.clone()));
+        }
+        headers
     }
 
     /// An app host's own cookies, cleared: its app cookie and its session-id cookie.
@@ -258,6 +281,15 @@ impl Gateway {
 enum HubTarget<'a> {
     Hub(&'a str),
     AppHost(Arc<routes::AppHost>, &'a str),
+}
+
+/// Every `Cookie` header of a request, as sent.
+fn cookie_headers(req: &pingora::http::RequestHeader) -> Vec<&[u8]> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect()
 }
 
 /// The host a request names: its `Host` header, or the authority of an absolute URI (HTTP/2).
@@ -466,11 +498,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
-            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
-            // A response carrying a fresh token must never sit in a shared cache for others.
-            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-            if self.expose_new_token_header {
-                response.insert_header("X-New-Token", renewed.token.as_str())?;
+            for (name, value) in self.renewal_headers(app, renewed) {
+                if name == "Set-Cookie" {
+                    response.append_header(name, value)?;
+                } else {
+                    response.insert_header(name, value)?;
+                }
             }
         }
         Ok(())

@@ -108,6 +108,20 @@ impl Sites {
         (visited, page)
     }
 
+    /// Opens an app host's URL while signed in at the hub: through the hub's authorize and the
+    /// host's callback, ending at `url` itself with 200. Returns every URL visited.
+    pub async fn open_through_callback(&mut self, url: &str) -> Vec<String> {
+        let (visited, page) = self.follow(url).await;
+        assert_eq!(page.status, 200, "{visited:?}: {}", page.body);
+        assert!(
+            visited
+                .iter()
+                .any(|u| u.contains("/.hubgate/callback?code=")),
+            "{visited:?}"
+        );
+        visited
+    }
+
     pub async fn sign_in(&mut self) {
         let hub = self.hub.clone();
         let page = self
