@@ -163,13 +163,19 @@ async fn a_code_works_once_on_its_own_host_and_never_sends_the_browser_elsewhere
             .await;
         assert_eq!(page.location(), Some("/"), "{hostile}");
     }
-    // Authorize's `next` on another host never moves the callback off the app's host.
-    let callback = sites.code_for("one", "http://evil.example/steal").await;
-    assert!(
-        callback.starts_with("http://one.localhost/.hubgate/callback?"),
-        "{callback}"
-    );
-    assert!(callback.ends_with("&next=%2F"), "{callback}");
+    // Authorize's `next` on another host, or on another port of the app's host name (where
+    // anyone may listen), never moves the callback off the app's host.
+    for elsewhere in [
+        "http://evil.example/steal",
+        "http://one.localhost:6666/steal",
+    ] {
+        let callback = sites.code_for("one", elsewhere).await;
+        assert!(
+            callback.starts_with("http://one.localhost/.hubgate/callback?"),
+            "{callback}"
+        );
+        assert!(callback.ends_with("&next=%2F"), "{callback}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

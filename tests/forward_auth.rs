@@ -16,8 +16,9 @@ const SPOOFED: [(&str, &str); 4] = [
 ];
 
 /// Apps only a proxy in front serves (`upstreams = []`): one on its own host, one under a prefix.
-async fn fronted_apps() -> Setup {
-    let mut one = App::new("one", upstream("unused").await).on_host("one.localhost");
+/// `host`: where the app lives (with the port of the proxy in front, when that is not hubgate's).
+async fn fronted_apps(host: &str) -> Setup {
+    let mut one = App::new("one", upstream("unused").await).on_host(host);
     one.upstreams.clear();
     let mut three = App::new("three", upstream("unused").await);
     three.upstreams.clear();
@@ -43,7 +44,7 @@ async fn signed_in_on(sites: &mut Sites, app: &str, host: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn traefik_questions_get_identity_headers_a_sign_in_redirect_or_a_refusal() {
-    let gw = fronted_apps().await.start();
+    let gw = fronted_apps("one.localhost").await.start();
     let mut sites = Sites::new(&gw);
     let host = sites.host("one.localhost");
     signed_in_on(&mut sites, "one", &host).await;
@@ -223,9 +224,8 @@ fn snippet(name: &str, gw: &Gateway, app: std::net::SocketAddr, port: u16) -> St
         .replace("grafana.example.com", "one.localhost")
 }
 
-fn start_nginx(gw: &Gateway, app: std::net::SocketAddr) -> Proxy {
+fn start_nginx(gw: &Gateway, app: std::net::SocketAddr, port: u16) -> Proxy {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
     let d = dir.path().display();
     let config = format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
@@ -255,9 +255,8 @@ fn start_nginx(gw: &Gateway, app: std::net::SocketAddr) -> Proxy {
     Proxy::serving(child, port, log, dir)
 }
 
-fn start_caddy(gw: &Gateway, app: std::net::SocketAddr) -> Proxy {
+fn start_caddy(gw: &Gateway, app: std::net::SocketAddr, port: u16) -> Proxy {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
     let config = format!(
         "{{\n\tadmin off\n\tauto_https off\n}}\n\n{}\n",
         snippet("caddy", gw, app, port)
@@ -342,15 +341,17 @@ async fn identity_reaches_the_app_through(
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_auth_request_with_the_documented_snippet() {
     let app = upstream("one").await;
-    let gw = fronted_apps().await.start();
-    let nginx = start_nginx(&gw, app);
+    let port = free_port();
+    let gw = fronted_apps(&format!("one.localhost:{port}")).await.start();
+    let nginx = start_nginx(&gw, app, port);
     identity_reaches_the_app_through(&nginx, &gw, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn caddy_forward_auth_with_the_documented_snippet() {
     let app = upstream("one").await;
-    let gw = fronted_apps().await.start();
-    let caddy = start_caddy(&gw, app);
+    let port = free_port();
+    let gw = fronted_apps(&format!("one.localhost:{port}")).await.start();
+    let caddy = start_caddy(&gw, app, port);
     identity_reaches_the_app_through(&caddy, &gw, false).await;
 }

@@ -37,7 +37,7 @@ impl Hub {
             HostReturn::new(
                 host,
                 req.query_param("next"),
-                self.config.server.public_url.https,
+                &self.config.server.public_url,
             )
         });
         let next = match &on_host {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{encode_component, pages, with_security_headers, Hub, HubRequest, Reply};
 use crate::auth::next;
-use crate::config::{AppConfig, HostName};
+use crate::config::{AppConfig, HostName, PublicUrl};
 use crate::session::{Noticed, Session, SessionId};
 use crate::time::Timestamp;
 
@@ -34,8 +34,18 @@ pub struct HostReturn {
 impl HostReturn {
     /// From authorize's `next`: a full URL on `host` keeps its authority and path; a bare path is
     /// taken on `host`; anything else (another host, a scheme trick) returns to `/` on `host`.
-    pub fn new(host: &str, next: Option<String>, https: bool) -> Self {
-        let scheme = if https { "https" } else { "http" };
+    ///
+    /// The port is strict, since the code travels to it: the configured one, or — for a host
+    /// configured without one — none, or the hub's own port (everything on one gateway port, as
+    /// in development). Otherwise a crafted `next` on another port of the same name, where anyone
+    /// may listen, would receive a signed-in user's code.
+    pub fn new(host: &str, next: Option<String>, hub: &PublicUrl) -> Self {
+        let scheme = if hub.https { "https" } else { "http" };
+        let hub_port = hub
+            .origin
+            .split_once("://")
+            .and_then(|(_, h)| HostName::parse(h))
+            .and_then(|h| h.port);
         let configured = HostName::parse(host);
         let next = next.unwrap_or_default();
         let url = next
@@ -47,7 +57,8 @@ impl HostReturn {
                 let (authority, path) = rest.split_at(split);
                 let same_host = matches!(
                     (&configured, HostName::parse(authority)),
-                    (Some(c), Some(a)) if c.accepts(&a) && !authority.contains('@')
+                    (Some(c), Some(a)) if c.name == a.name
+                        && (a.port == c.port || (c.port.is_none() && a.port == hub_port))
                 );
                 if same_host {
                     (authority.to_ascii_lowercase(), next::sanitize(path))
@@ -246,7 +257,11 @@ mod tests {
 
     #[test]
     fn return_addresses_stay_on_the_apps_host() {
-        let r = |next: &str| HostReturn::new("grafana.localhost", Some(next.into()), false).url();
+        let hub = PublicUrl {
+            https: false,
+            origin: "http://127.0.0.1:8000".into(),
+        };
+        let r = |next: &str| HostReturn::new("grafana.localhost", Some(next.into()), &hub).url();
         assert_eq!(
             r("http://grafana.localhost:8000/d/x?y=1"),
             "http://grafana.localhost:8000/d/x?y=1"
@@ -256,6 +271,8 @@ mod tests {
             "http://evil.example/x",
             "http://grafana.localhost.evil.example/",
             "http://grafana.localhost@evil.example/",
+            // Another port of the same name: anyone may listen there.
+            "http://grafana.localhost:6666/",
             "https://evil.example\\@grafana.localhost/",
             "//evil.example/",
             "javascript:alert(1)",
