@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{encode_component, pages, with_security_headers, Hub, HubRequest, Reply};
 use crate::auth::next;
-use crate::config::{AppConfig, HostName, PublicUrl};
+use crate::config::{AppConfig, Config, HostName, PublicUrl};
 use crate::session::{Noticed, Session, SessionId};
 use crate::time::Timestamp;
 
@@ -78,6 +78,32 @@ impl HostReturn {
     pub fn url(&self) -> String {
         format!("{}{}", self.origin, self.path)
     }
+}
+
+/// The hub's CSP with every app host in `form-action`: Chromium applies `form-action` to the
+/// redirects that follow a form's POST, and a sign-in for an app host ends on that host's callback.
+pub fn content_security_policy(base: &str, config: &Config) -> String {
+    let scheme = if config.server.public_url.https {
+        "https"
+    } else {
+        "http"
+    };
+    let hosts: Vec<String> = config
+        .apps
+        .iter()
+        .filter_map(|app| HostName::parse(app.host.as_deref()?))
+        .map(|host| match host.port {
+            Some(port) => format!("{scheme}://{}:{port}", host.name),
+            None => format!("{scheme}://{}:*", host.name),
+        })
+        .collect();
+    if hosts.is_empty() {
+        return base.to_string();
+    }
+    base.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", hosts.join(" ")),
+    )
 }
 
 /// What a code stands for, as kept in the store.
@@ -149,7 +175,7 @@ impl Hub {
             }
             _ => self.host_page(404, "Page not found", "There is nothing at this address."),
         };
-        with_security_headers(reply)
+        with_security_headers(reply, &self.csp)
     }
 
     /// An absolute hub URL, for links from an app host.
