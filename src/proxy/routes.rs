@@ -197,6 +197,108 @@ pub fn has_dot_segment(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    /// A router over `apps` (TOML), with routes built as the server builds them.
+    fn router(apps: &str) -> Router {
+        let text = format!(
+            "[server]\npublic_url = \"http://hub.example.com:8000\"\n[hub]\nusers_file = \"users.toml\"\n{apps}"
+        );
+        let config =
+            crate::config::from_str(&text, Path::new(env!("CARGO_MANIFEST_DIR")), &|_| None)
+                .expect("config");
+        let names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+        let metrics = crate::metrics::Metrics::new(&names);
+        let routes = config
+            .apps
+            .iter()
+            .map(|app| {
+                Arc::new(AppRoute {
+                    config: app.clone(),
+                    upstreams: Arc::new(
+                        LoadBalancer::try_from_iter(Vec::<&str>::new()).expect("pool"),
+                    ),
+                    cookie_name: format!("hubgate-app-{}", app.name),
+                    activity_exempt: Vec::new(),
+                    metrics: metrics.app(&app.name),
+                    headers: super::super::AppHeaders::new(app),
+                })
+            })
+            .collect();
+        Router::new(&config, routes)
+    }
+
+    fn describe(route: Route<'_>) -> String {
+        match route {
+            Route::Hub(e) => format!("hub {e}"),
+            Route::App(a) => format!("app {}", a.config.name),
+            Route::HostEndpoint(h, e) => format!("{} {e}", h.host),
+            Route::ForwardAuth(a) => format!("{a:?}"),
+            Route::AddSlash(l) => format!("slash {l}"),
+            Route::BadPath => "bad".into(),
+            Route::NotFound => "404".into(),
+            Route::UnknownHost => "unknown host".into(),
+        }
+    }
+
+    #[test]
+    fn requests_route_by_host_then_by_prefix() {
+        let r = router(
+            "[[apps]]\nname = \"g\"\nhost = \"Grafana.example.com\"\nupstreams = []\n\
+             [[apps]]\nname = \"g-api\"\nhost = \"grafana.example.com\"\nprefix = \"/api\"\nupstreams = []\n\
+             [[apps]]\nname = \"n\"\nhost = \"notebook.example.com:8443\"\nupstreams = []\n\
+             [[apps]]\nname = \"p\"\nprefix = \"/apps/p\"\nupstreams = []\n",
+        );
+        for (host, path, expected) in [
+            ("grafana.example.com", "/d/x", "app g"),
+            ("GRAFANA.example.com:8000", "/api/v1", "app g-api"),
+            ("grafana.example.com", "/apix", "app g"),
+            ("grafana.example.com", "/api", "slash /api/"),
+            (
+                "grafana.example.com",
+                "/.hubgate/callback",
+                "grafana.example.com /callback",
+            ),
+            ("grafana.example.com", "/hub/login", "app g"),
+            ("grafana.example.com", "/hub/forward-auth", "ForwardAuth"),
+            ("notebook.example.com:8443", "/", "app n"),
+            ("notebook.example.com:9000", "/", "unknown host"),
+            ("hub.example.com:8000", "/hub/login", "hub /login"),
+            ("hub.example.com:8000", "/apps/p/x", "app p"),
+            ("hub.example.com:8000", "/d/x", "404"),
+            ("hub.example.com:9999", "/hub/login", "unknown host"),
+            ("stranger.example.com", "/apps/p/x", "unknown host"),
+            ("stranger.example.com", "/hub/auth-request", "AuthRequest"),
+            ("bad host", "/", "unknown host"),
+            ("grafana.example.com", "/a/../b", "bad"),
+        ] {
+            assert_eq!(
+                describe(r.resolve(Some(host), path)),
+                expected,
+                "{host} {path}"
+            );
+        }
+        assert_eq!(describe(r.resolve(None, "/hub/login")), "hub /login");
+        assert_eq!(
+            r.app_for("grafana.example.com", "/api/x")
+                .map(|a| a.config.name.clone()),
+            Some("g-api".into())
+        );
+        assert!(r.app_for("stranger.example.com", "/apps/p/x").is_none());
+    }
+
+    #[test]
+    fn without_app_hosts_the_hub_answers_under_any_name() {
+        let r = router("[[apps]]\nname = \"p\"\nprefix = \"/apps/p\"\nupstreams = []\n");
+        assert_eq!(
+            describe(r.resolve(Some("localhost:1234"), "/apps/p/x")),
+            "app p"
+        );
+        assert_eq!(
+            describe(r.resolve(Some("localhost:1234"), "/hub/login")),
+            "hub /login"
+        );
+    }
 
     #[test]
     fn dot_segments_are_found_even_when_encoded() {
