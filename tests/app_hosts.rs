@@ -130,6 +130,20 @@ async fn a_code_works_once_on_its_own_host_and_never_sends_the_browser_elsewhere
     let page = sites.get(&callback).await;
     assert_eq!(page.status, 400, "a code refused once is spent");
 
+    // A code for another app, brought to this app's host: refused.
+    let callback = sites
+        .code_for("two", &sites.url("two.localhost", "/x"))
+        .await;
+    let code = code_of(&callback);
+    let page = sites
+        .get(&sites.url(
+            "one.localhost",
+            &format!("/.hubgate/callback?code={code}&next=/"),
+        ))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.set_cookies().is_empty());
+
     // Redeemed once on its host; a second redemption is refused.
     let callback = sites
         .code_for("one", &sites.url("one.localhost", "/x"))
