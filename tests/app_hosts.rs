@@ -114,35 +114,18 @@ async fn a_code_works_once_on_its_own_host_and_never_sends_the_browser_elsewhere
     let mut sites = Sites::new(&gw);
     sites.sign_in().await;
 
-    // Taken to another host: refused (and spent).
-    let callback = sites
-        .code_for("one", &sites.url("one.localhost", "/x"))
-        .await;
-    let code = code_of(&callback);
-    let page = sites
-        .get(&sites.url(
-            "two.localhost",
-            &format!("/.hubgate/callback?code={code}&next=/"),
-        ))
-        .await;
-    assert_eq!(page.status, 400);
-    assert!(page.set_cookies().is_empty());
-    let page = sites.get(&callback).await;
-    assert_eq!(page.status, 400, "a code refused once is spent");
-
-    // A code for another app, brought to this app's host: refused.
-    let callback = sites
-        .code_for("two", &sites.url("two.localhost", "/x"))
-        .await;
-    let code = code_of(&callback);
-    let page = sites
-        .get(&sites.url(
-            "one.localhost",
-            &format!("/.hubgate/callback?code={code}&next=/"),
-        ))
-        .await;
-    assert_eq!(page.status, 400);
-    assert!(page.set_cookies().is_empty());
+    // Taken to another host, or a code for another app brought to this one's: refused, and spent.
+    for (app, own, other) in [
+        ("one", "one.localhost", "two.localhost"),
+        ("two", "two.localhost", "one.localhost"),
+    ] {
+        let callback = sites.code_for(app, &sites.url(own, "/x")).await;
+        let page = sites.redeem(other, &code_of(&callback), "/").await;
+        assert_eq!(page.status, 400, "{app} on {other}");
+        assert!(page.set_cookies().is_empty());
+        let page = sites.get(&callback).await;
+        assert_eq!(page.status, 400, "a code refused once is spent");
+    }
 
     // Redeemed once on its host; a second redemption is refused.
     let callback = sites
@@ -176,13 +159,9 @@ async fn a_code_works_once_on_its_own_host_and_never_sends_the_browser_elsewhere
         let callback = sites
             .code_for("one", &sites.url("one.localhost", "/"))
             .await;
-        let code = code_of(&callback);
         let next: String = form_urlencoded::byte_serialize(hostile.as_bytes()).collect();
         let page = sites
-            .get(&sites.url(
-                "one.localhost",
-                &format!("/.hubgate/callback?code={code}&next={next}"),
-            ))
+            .redeem("one.localhost", &code_of(&callback), &next)
             .await;
         assert_eq!(page.location(), Some("/"), "{hostile}");
     }
@@ -320,12 +299,7 @@ async fn on_two_instances_sharing_redis_a_code_redeems_anywhere_once_and_sign_ou
     let mut grant: serde_json::Value = serde_json::from_str(json).expect("grant JSON");
     grant["expires_at"] = serde_json::json!(1);
     redis.command(&["SET", &key, &grant.to_string(), "EX", "30"]);
-    let page = on_a
-        .get(&on_a.url(
-            "two.localhost",
-            &format!("/.hubgate/callback?code={code}&next=/"),
-        ))
-        .await;
+    let page = on_a.redeem("two.localhost", &code, "/").await;
     assert_eq!(page.status, 400);
 
     // Both hosts open on A; sign-out on one host via B; the other host is refused on A and B.

@@ -137,6 +137,12 @@ impl Sites {
         names
     }
 
+    /// Brings `code` to `name`'s callback (on the gateway's port), with `next` as given.
+    pub async fn redeem(&mut self, name: &str, code: &str, next: &str) -> Page {
+        let url = self.url(name, &format!("/.hubgate/callback?code={code}&next={next}"));
+        self.get(&url).await
+    }
+
     /// The callback URL a signed-in authorize hands out for `app` (not followed).
     pub async fn code_for(&mut self, app: &str, next: &str) -> String {
         let hub = self.hub.clone();
