@@ -54,6 +54,7 @@ impl Minter {
             last_seen: now,
             remember_me: false,
             app_tokens: BTreeMap::new(),
+            provider: None,
         };
         self.store
             .create(&session)

@@ -26,6 +26,8 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+# The OpenID Provider that oidc.test.js signs in against.
+(cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --locked --quiet
 
 cd tests/e2e

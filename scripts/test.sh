@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+# The OpenID Provider the OIDC tests sign in against (tests/oidc, from its lockfile).
+(cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --locked
 scripts/e2e.sh

@@ -228,7 +228,14 @@ fn print_demo_welcome(config: &Config) {
     let url = &config.server.public_url.origin;
     println!("\nhubgate demo is running.\n");
     println!("  Open {url}/ and sign in as alice / alice-demo-password (group ops)");
-    println!("                       or bob   / bob-demo-password   (group research)\n");
+    println!("                       or bob   / bob-demo-password   (group research)");
+    for provider in &config.hub.providers {
+        println!(
+            "                       or press \"Sign in with {}\" ({})",
+            provider.name, provider.issuer
+        );
+    }
+    println!();
     for app in &config.apps {
         let upstream = app
             .upstreams

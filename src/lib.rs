@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod hub;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod server;
 pub mod session;

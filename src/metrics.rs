@@ -18,7 +18,7 @@ pub const OUTCOMES: [&str; 6] = [
     "upstream_error",
 ];
 pub const LOGIN_RESULTS: [&str; 3] = ["success", "failure", "locked_out"];
-pub const STORE_OPS: [&str; 11] = [
+pub const STORE_OPS: [&str; 14] = [
     "create",
     "lookup",
     "touch",
@@ -28,8 +28,11 @@ pub const STORE_OPS: [&str; 11] = [
     "end_all",
     "stale",
     "ping",
-    "put_code",
-    "take_code",
+    "user_sessions",
+    "put_note",
+    "note",
+    "first_use",
+    "record_provider_check",
 ];
 
 /// Buckets from 50 µs to 10 s: sub-millisecond gateway overhead and slow upstreams both resolve.
@@ -69,7 +72,14 @@ pub struct Metrics {
     pub store_duration: HistogramVec,
     pub store_errors: IntCounterVec,
     pub revocations_received: IntCounter,
+    /// `{provider, result}`: sign-ins through an OpenID provider (success, denied, error).
+    pub oidc_logins: IntCounterVec,
+    /// `{provider, result}`: back-channel logout calls (ended, unknown, invalid).
+    pub backchannel_logouts: IntCounterVec,
 }
+
+pub const OIDC_LOGIN_RESULTS: [&str; 3] = ["success", "denied", "error"];
+pub const BACKCHANNEL_RESULTS: [&str; 3] = ["ended", "unknown", "invalid"];
 
 impl Metrics {
     pub fn new(app_names: &[&str]) -> Self {
@@ -134,6 +144,16 @@ impl Metrics {
                 "Failed session store operations.",
                 &["op"],
             ),
+            oidc_logins: counter(
+                "oidc_logins_total",
+                "Sign-ins through an OpenID provider, by provider and result.",
+                &["provider", "result"],
+            ),
+            backchannel_logouts: counter(
+                "backchannel_logouts_total",
+                "Back-channel logout calls from OpenID providers, by provider and result.",
+                &["provider", "result"],
+            ),
             revocations_received: IntCounter::new(
                 "revocations_received_total",
                 "Revocations received from other instances.",
@@ -181,6 +201,19 @@ impl Metrics {
         for op in STORE_OPS {
             self.store_duration.with_label_values(&[op]);
             self.store_errors.with_label_values(&[op]);
+        }
+    }
+
+    /// Zero series for each configured provider, so its families show from the first scrape.
+    pub fn precreate_providers(&self, providers: &[&str]) {
+        for provider in providers {
+            for result in OIDC_LOGIN_RESULTS {
+                self.oidc_logins.with_label_values(&[provider, result]);
+            }
+            for result in BACKCHANNEL_RESULTS {
+                self.backchannel_logouts
+                    .with_label_values(&[provider, result]);
+            }
         }
     }
 

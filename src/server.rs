@@ -22,6 +22,7 @@ use crate::auth::verify::Verifier;
 use crate::config::{Config, OnStoreError, StoreKind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::oidc::{Providers, Recheck};
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
@@ -63,12 +64,22 @@ pub fn run(config: Config) -> Result<(), String> {
             redis
         }
     };
-    let sessions = Arc::new(Sessions::new(
-        store,
+    let providers = Arc::new(Providers::new(&config.hub.providers)?);
+    let mut sessions = Sessions::new(
+        store.clone(),
         cache.clone(),
         metrics.clone(),
         config.session.idle_timeout,
-    ));
+    );
+    if config
+        .hub
+        .providers
+        .iter()
+        .any(|p| p.recheck_interval.is_some())
+    {
+        sessions = sessions.with_provider_check(Arc::new(Recheck::new(providers.clone(), store)));
+    }
+    let sessions = Arc::new(sessions);
 
     let mut apps = Vec::new();
     for app in &config.apps {
@@ -91,11 +102,20 @@ pub fn run(config: Config) -> Result<(), String> {
         }));
     }
 
+    let provider_ids: Vec<&str> = config.hub.providers.iter().map(|p| p.id.as_str()).collect();
+    metrics.precreate_providers(&provider_ids);
+    if !providers.is_empty() {
+        server.add_service(background_service(
+            "OpenID provider discovery",
+            providers.discovery_service(),
+        ));
+    }
     let hub = Hub::new(
         config.clone(),
         keys.clone(),
         sessions.clone(),
         metrics.clone(),
+        providers,
     );
     let verifier = Verifier::new(&config, keys, cache, sessions.clone(), metrics.clone());
     let gateway = Gateway::new(

@@ -293,7 +293,7 @@ async fn on_two_instances_sharing_redis_a_code_redeems_anywhere_once_and_sign_ou
     // An expired code is refused even while the store still holds it.
     let callback = on_a.code_for("two", &on_a.url("two.localhost", "/x")).await;
     let code = code_of(&callback);
-    let key = format!("test:code:{code}");
+    let key = format!("test:note:host-code:{code}");
     let grant = redis.command(&["GET", &key]).expect("code in redis");
     let json = grant.lines().nth(1).expect("bulk reply");
     let mut grant: serde_json::Value = serde_json::from_str(json).expect("grant JSON");

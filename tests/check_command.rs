@@ -51,6 +51,20 @@ fn the_repository_config_is_valid() {
 }
 
 #[test]
+fn the_repository_oidc_demo_config_is_valid() {
+    let out = hubgate(&[
+        "check",
+        "-c",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/gateway-oidc.toml"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn a_config_with_three_mistakes_gets_three_messages_naming_the_keys() {
     let config = r#"
 [session]
@@ -199,5 +213,58 @@ fn hash_password_and_gen_key_print_usable_values() {
         key.trim().len(),
         43,
         "32 bytes, base64url without padding: {key}"
+    );
+}
+
+#[test]
+fn provider_mistakes_are_named_by_their_keys() {
+    let config = r#"
+[hub]
+users_file = ""
+[[hub.providers]]
+id = "Corp SSO"
+issuer = "http://idp.example.com"
+client_secret = "s"
+client_secret_env = "HUBGATE_NOT_SET_ANYWHERE"
+scopes = ["profile"]
+recheck_interval = "15 min"
+[[hub.providers]]
+id = "okta"
+issuer = "https://okta.example.com"
+client_id = "hubgate"
+client_secret_env = "HUBGATE_NOT_SET_ANYWHERE"
+allowed_email_domains = ["@example.com", "a b"]
+colour = "blue"
+[[apps]]
+name = "a"
+prefix = "/apps/a"
+upstreams = ["127.0.0.1:3000"]
+"#;
+    let (code, stderr) = check_config(config);
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "error: hub.providers[0].id: \"Corp SSO\" is not a provider id",
+        "error: hub.providers[0].issuer: \"http://idp.example.com\" uses plain http",
+        "error: hub.providers[0].client_id: missing",
+        "error: hub.providers[0].client_secret: give either client_secret or client_secret_env, not both",
+        "error: hub.providers[0].scopes: must include \"openid\"",
+        "error: hub.providers[0].recheck_interval: \"15 min\" is not a duration",
+        "error: hub.providers[1].client_secret_env: the environment variable $HUBGATE_NOT_SET_ANYWHERE is not set",
+        "error: hub.providers[1].allowed_email_domains: \"a b\" is not a domain",
+        "error: hub.providers[1].colour: unknown key",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    // No users file and no provider: nobody could sign in.
+    let (code, stderr) = check_config(
+        "[hub]\nusers_file = \"\"\n[[apps]]\nname = \"a\"\nprefix = \"/apps/a\"\nupstreams = [\"127.0.0.1:3000\"]\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("error: hub.users_file: \"\" turns the password form off, and no [[hub.providers]] is configured"),
+        "{stderr}"
     );
 }

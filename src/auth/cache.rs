@@ -389,6 +389,7 @@ mod tests {
             last_seen: Timestamp(1_000),
             remember_me: false,
             app_tokens: BTreeMap::new(),
+            provider: None,
         }
     }
 

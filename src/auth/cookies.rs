@@ -22,6 +22,8 @@ pub struct CookieNames {
     pub csrf: String,
     /// Left by sign-out at the hub path, so a tab reloaded later still learns why it has to sign in.
     pub signed_out: String,
+    /// One OpenID Connect sign-in under way: state, nonce and PKCE verifier (hub path, minutes).
+    pub oidc: String,
     app_prefix: String,
 }
 
@@ -32,6 +34,7 @@ impl CookieNames {
             session_id: format!("{prefix}-session-id"),
             csrf: format!("{prefix}-csrf"),
             signed_out: format!("{prefix}-signed-out"),
+            oidc: format!("{prefix}-oidc"),
             app_prefix: format!("{prefix}-app-"),
         }
     }
@@ -46,6 +49,7 @@ impl CookieNames {
             || name == self.session_id.as_bytes()
             || name == self.csrf.as_bytes()
             || name == self.signed_out.as_bytes()
+            || name == self.oidc.as_bytes()
             || name.starts_with(self.app_prefix.as_bytes())
     }
 }
@@ -196,6 +200,21 @@ impl CookiePolicy {
         if let Some(age) = max_age {
             cookie.push_str(&format!("; Max-Age={}", age.as_secs()));
         }
+        self.finish(cookie)
+    }
+
+    /// Like [`CookiePolicy::set`], for a cookie that must come back on a top-level navigation
+    /// from another site (an OpenID provider's redirect back): `Strict` would leave it behind,
+    /// so it is sent as `Lax` then.
+    pub fn set_for_return(&self, name: &str, value: &str, path: &str, age: Duration) -> String {
+        let same_site = match self.same_site {
+            SameSite::Strict => "Lax",
+            _ => self.same_site_text(),
+        };
+        let cookie = format!(
+            "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={}",
+            age.as_secs()
+        );
         self.finish(cookie)
     }
 

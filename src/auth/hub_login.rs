@@ -8,23 +8,32 @@ use crate::auth::tokens::KeyRing;
 use crate::session::SessionId;
 
 pub fn seal(keys: &KeyRing, cookie_name: &str, id: &SessionId) -> String {
+    seal_text(keys, cookie_name, id.as_str())
+}
+
+/// The session id inside a hub-login cookie value, if any configured key opens it.
+pub fn open(keys: &KeyRing, cookie_name: &str, value: &str) -> Option<SessionId> {
+    open_text(keys, cookie_name, value).and_then(|text| SessionId::parse(&text))
+}
+
+/// Encrypts and authenticates `text` as the value of the cookie `cookie_name` (bound to that
+/// name): for any hub cookie whose content the browser must neither read nor change.
+pub fn seal_text(keys: &KeyRing, cookie_name: &str, text: &str) -> String {
     let mut jar = CookieJar::new();
-    jar.private_mut(&keys.hub_cookie_keys()[0]).add(Cookie::new(
-        cookie_name.to_string(),
-        id.as_str().to_string(),
-    ));
+    jar.private_mut(&keys.hub_cookie_keys()[0])
+        .add(Cookie::new(cookie_name.to_string(), text.to_string()));
     jar.get(cookie_name)
         .map(|c| c.value().to_string())
         .unwrap_or_default()
 }
 
-/// The session id inside a hub-login cookie value, if any configured key opens it.
-pub fn open(keys: &KeyRing, cookie_name: &str, value: &str) -> Option<SessionId> {
+/// What [`seal_text`] sealed, if any configured key opens it.
+pub fn open_text(keys: &KeyRing, cookie_name: &str, value: &str) -> Option<String> {
     keys.hub_cookie_keys().iter().find_map(|key| {
         let jar = CookieJar::new();
         let sealed = Cookie::new(cookie_name.to_string(), value.to_string());
         let opened = jar.private(key).decrypt(sealed)?;
-        SessionId::parse(opened.value())
+        Some(opened.value().to_string())
     })
 }
 

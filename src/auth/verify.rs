@@ -91,9 +91,14 @@ impl Reason {
             Some(EndReason::IdleTimeout) => Reason::IdleTimeout,
             Some(EndReason::Expired) => Reason::SessionExpired,
             Some(EndReason::KeyRemoved) => Reason::KeyRemoved,
-            Some(EndReason::Logout | EndReason::LogoutAll | EndReason::Revoked) | None => {
-                Reason::SessionRevoked
-            }
+            Some(
+                EndReason::Logout
+                | EndReason::LogoutAll
+                | EndReason::Revoked
+                | EndReason::ProviderLogout
+                | EndReason::ProviderRevoked,
+            )
+            | None => Reason::SessionRevoked,
         }
     }
 }

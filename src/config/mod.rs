@@ -7,6 +7,7 @@ mod duration;
 mod hosts;
 mod model;
 mod parse;
+mod providers;
 mod reader;
 mod users;
 

@@ -46,13 +46,59 @@ pub struct TlsConfig {
 pub struct HubConfig {
     /// Path prefix of the hub routes, without a trailing slash (`/hub`).
     pub prefix: String,
-    pub users_file: PathBuf,
+    /// `None` when `users_file = ""`: the password form is off, only providers sign people in.
+    pub users_file: Option<PathBuf>,
     pub admin_token_env: String,
     /// The admin API's bearer token, read from `admin_token_env`; `None` turns the admin API off.
     pub admin_token: Option<String>,
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
     pub login_lockout: Duration,
+    /// OpenID Connect providers, each a "Sign in with …" button on the sign-in page.
+    pub providers: Vec<ProviderConfig>,
+    /// With exactly one provider and no users file, `/hub/login` goes straight to the provider.
+    pub auto_redirect: bool,
+}
+
+/// One `[[hub.providers]]`: an OpenID Connect provider people sign in with.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    /// `[a-z0-9-]+`, unique: in URLs (`/hub/oidc/<id>/…`) and metric labels.
+    pub id: String,
+    /// What the button says: "Sign in with <name>".
+    pub name: String,
+    /// Without a trailing slash; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// `None`: a public client, which proves itself with PKCE alone.
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    pub user_claim: String,
+    pub email_claim: String,
+    pub groups_claim: String,
+    /// Lowercase, without `@`; empty = any.
+    pub allowed_email_domains: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub backchannel_logout: bool,
+    pub end_provider_session: bool,
+    /// Ask the provider again (refresh token) at most this often per session; a refusal ends
+    /// the session with reason `provider_revoked`. `None`: never.
+    pub recheck_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    // The client secret never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<set>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,5 +251,9 @@ pub fn path_is_under(path: &str, prefix: &str) -> bool {
 impl Config {
     pub fn app(&self, name: &str) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.name == name)
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.hub.providers.iter().find(|p| p.id == id)
     }
 }

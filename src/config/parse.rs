@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use toml::Table;
 
+use super::providers::read_providers;
 use super::reader::{Problems, Section};
 use super::users::load_users;
 use super::*;
@@ -38,7 +39,19 @@ pub(crate) fn parse_config(
     let tokens = read_tokens(&mut root.table("tokens"), env, &session, &mut warnings);
     let apps = read_apps(&mut root, &hub, &server);
     root.finish();
-    let users = load_users(&hub.users_file, &problems);
+    let users = match &hub.users_file {
+        Some(path) => load_users(path, &problems),
+        None => Users::default(),
+    };
+    if hub.users_file.is_none() && hub.providers.is_empty() {
+        problems.report(
+            "hub.users_file",
+            "\"\" turns the password form off, and no [[hub.providers]] is configured: nobody could sign in",
+        );
+    }
+    if hub.auto_redirect && !(hub.providers.len() == 1 && hub.users_file.is_none()) {
+        warnings.push("hub.auto_redirect needs exactly one [[hub.providers]] and users_file = \"\": the sign-in page is shown instead".into());
+    }
 
     if session.store == StoreKind::Redis && tokens.keys_generated {
         problems.report(
@@ -112,7 +125,9 @@ fn read_hub(
     if let Err(why) = check_path_prefix(&prefix) {
         s.report("prefix", why);
     }
-    let users_file = base_dir.join(s.string("users_file", "users.toml"));
+    let users_file = Some(s.string("users_file", "users.toml"))
+        .filter(|name| !name.is_empty())
+        .map(|name| base_dir.join(name));
     let admin_token_env = s.string("admin_token_env", "HUBGATE_ADMIN_TOKEN");
     let admin_token = env(&admin_token_env).filter(|t| !t.is_empty());
     if let Some(token) = &admin_token {
@@ -135,6 +150,8 @@ fn read_hub(
         login_max_failures: s.integer("login_max_failures", 5, 1, 1_000_000) as u32,
         login_failure_window: s.duration("login_failure_window", 5 * MINUTE),
         login_lockout: s.duration("login_lockout", 5 * MINUTE),
+        auto_redirect: s.bool("auto_redirect", false),
+        providers: read_providers(s, env),
     };
     s.take_finish();
     hub
@@ -369,11 +386,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<
     let mut apps: Vec<AppConfig> = Vec::new();
     for mut a in root.array_of_tables("apps") {
         let name = a.string("name", "");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if !is_lowercase_name(&name) {
             a.report(
                 "name",
                 format!("{name:?} is not an app name (lowercase letters, digits and '-')"),
@@ -471,6 +484,14 @@ fn read_identity_headers(s: &mut Section) -> IdentityHeaders {
     };
     s.take_finish();
     headers
+}
+
+/// A name used in URLs, cookie names and metric labels: `[a-z0-9-]+` (apps, providers).
+pub(super) fn is_lowercase_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// A path prefix for routing: starts with `/`, no trailing `/`, no dot segments or odd characters.

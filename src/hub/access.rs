@@ -145,11 +145,16 @@ impl Hub {
         let id = self
             .hub_login_id(req)
             .or_else(|| self.session_id_cookie(req));
+        let mut provider_exit = None;
         if let Some(id) = id {
+            provider_exit = self.provider_exit(&id).await;
             self.end_session(&id, all, now, "/logout").await;
         }
-        Reply::redirect(302, &format!("{}?reason=logged_out", self.url("/login")))
-            .with_cookies(self.sign_out_cookies())
+        // Ours ended first; then, if configured, the provider's own session (it comes back to
+        // the same sign-in page).
+        let location =
+            provider_exit.unwrap_or_else(|| format!("{}?reason=logged_out", self.url("/login")));
+        Reply::redirect(302, &location).with_cookies(self.sign_out_cookies())
     }
 
     /// Ends one session (`all`: every session of its user), wherever the sign-out came from.

@@ -2,8 +2,8 @@
 //! so a signed-in authorize hands the browser a one-time code instead of a cookie:
 //! `https://grafana.example.com/.hubgate/callback?code=…&next=/d/abc`. The gateway answers
 //! `/.hubgate/` on every app host itself; the callback redeems the code — single use, valid 30 s,
-//! bound to app and host, kept in the session store so any instance can redeem it — and sets that
-//! host's own cookies. `/.hubgate/logout` and `/.hubgate/session` lead to the hub.
+//! bound to app and host, kept as a note in the session store so any instance can redeem it —
+//! and sets that host's own cookies. `/.hubgate/logout` and `/.hubgate/session` lead to the hub.
 
 use std::time::Duration;
 
@@ -116,6 +116,11 @@ struct CodeGrant {
     expires_at: u64,
 }
 
+/// The store note that holds a code's grant (`put_note`, visible to every instance).
+fn code_note(code: &str) -> String {
+    format!("host-code:{code}")
+}
+
 fn new_code() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -147,7 +152,7 @@ impl Hub {
         if self
             .sessions
             .store()
-            .put_code(&code, &grant, CODE_TTL)
+            .put_note(&code_note(&code), &grant, CODE_TTL)
             .await
             .is_err()
         {
@@ -208,7 +213,18 @@ impl Hub {
         let Some(code) = req.query_param("code").filter(|c| c.len() <= 64) else {
             return refused();
         };
-        let grant = match self.sessions.store().take_code(&code).await {
+        let store = self.sessions.store();
+        // Spent before it is even read: of two redemptions on any instances, one gets it, and a
+        // code refused for any reason below cannot be tried again.
+        match store
+            .first_use(&format!("{}:used", code_note(&code)), CODE_TTL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return refused(),
+            Err(_) => return self.store_unavailable(),
+        }
+        let grant = match store.note(&code_note(&code)).await {
             Ok(Some(grant)) => grant,
             Ok(None) => return refused(),
             Err(_) => return self.store_unavailable(),
@@ -258,8 +274,17 @@ impl Hub {
         let all = req
             .query_param("all")
             .is_some_and(|v| v == "1" || v == "true");
+        let mut hub_logout = self.hub_url("/logout");
         if let Some(id) = self.session_id_cookie(req) {
-            self.end_session(&id, all, now, "/.hubgate/logout").await;
+            if self.provider_exit(&id).await.is_some() {
+                // The hub's sign-out (same session, through its hub-login cookie) ends it and then
+                // the provider's session: ended here, the hub could no longer find the provider.
+                if all {
+                    hub_logout.push_str("?all=1");
+                }
+            } else {
+                self.end_session(&id, all, now, "/.hubgate/logout").await;
+            }
         }
         let names = &self.cookies.names;
         let mut cleared = vec![self.cookies.clear(&names.session_id, "/")];
@@ -273,7 +298,7 @@ impl Hub {
                         .clear(&names.app(&app.name), &format!("{}/", app.prefix))
                 }),
         );
-        Reply::redirect(302, &self.hub_url("/logout")).with_cookies(cleared)
+        Reply::redirect(302, &hub_logout).with_cookies(cleared)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::auth::cookies::{self, Found};
 use crate::auth::hub_login;
 use crate::auth::next;
 use crate::auth::password;
-use crate::session::{Session, SessionId};
+use crate::session::{ProviderLink, Session, SessionId};
 use crate::time::Timestamp;
 
 /// The anti-CSRF cookie lives long enough to fill in a form, no longer.
@@ -53,6 +53,15 @@ fn new_csrf_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Who is signing in, once verified: what a session begins with.
+pub(super) struct NewSignIn {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub email: String,
+    pub remember_me: bool,
+    pub provider: Option<ProviderLink>,
+}
+
 impl Hub {
     pub(super) async fn login_form(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let next = next::sanitize(&req.query_param("next").unwrap_or_else(|| "/".into()));
@@ -64,6 +73,9 @@ impl Hub {
         if reason.is_none() {
             if let Ok(Ok(_)) = self.signed_in(req, now).await {
                 return Reply::redirect(302, &next);
+            }
+            if let Some(provider) = self.auto_redirect_provider() {
+                return Reply::redirect(302, &self.oidc_start_url(provider, &next));
             }
         }
         let banner = reason
@@ -92,7 +104,7 @@ impl Hub {
     }
 
     /// The form, bound to an anti-CSRF cookie (reused while the browser still has a valid one).
-    fn render_login(
+    pub(super) fn render_login(
         &self,
         req: &HubRequest<'_>,
         status: u16,
@@ -107,12 +119,19 @@ impl Hub {
         });
         let token = existing.map(str::to_string).unwrap_or_else(new_csrf_token);
         let action = self.url("/login");
+        let providers: Vec<(String, String)> = self
+            .providers
+            .iter()
+            .map(|p| (self.oidc_start_url(p, next), p.config.name.clone()))
+            .collect();
         let form = pages::login_form(&LoginForm {
             action: &action,
             next,
             csrf_token: &token,
             username,
             banner,
+            password: self.config.hub.users_file.is_some(),
+            providers: &providers,
         });
         let csrf_cookie = self.cookies.set(
             &self.cookies.names.csrf,
@@ -124,7 +143,29 @@ impl Hub {
             .with_cookies([csrf_cookie])
     }
 
+    /// With `auto_redirect`, one provider and no password form, the sign-in page has nothing to
+    /// offer but that provider's button: the browser goes there directly.
+    fn auto_redirect_provider(&self) -> Option<&crate::oidc::Provider> {
+        let hub = &self.config.hub;
+        let only = (hub.auto_redirect && hub.users_file.is_none() && self.providers.len() == 1)
+            .then(|| self.providers.iter().next())
+            .flatten()?;
+        Some(only)
+    }
+
     pub(super) async fn login_submit(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        if self.config.hub.users_file.is_none() {
+            return self.page(
+                404,
+                "Password sign-in is off",
+                &pages::message(
+                    "Password sign-in is off",
+                    "This gateway signs people in through an identity provider only.",
+                    Some((&self.url("/login"), "Open the sign-in page")),
+                ),
+                false,
+            );
+        }
         let form = LoginSubmission::parse(&req.body);
         let next = next::sanitize(&form.next);
         if let Err(why) = self.check_same_origin(req) {
@@ -187,7 +228,27 @@ impl Hub {
         };
         attempt.succeeded(&user_key);
 
-        let lifetime = if form.remember_me {
+        let sign_in = NewSignIn {
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            email: user.email.clone(),
+            remember_me: form.remember_me,
+            provider: None,
+        };
+        self.begin_session(sign_in, &next, now, &req.client_ip)
+            .await
+    }
+
+    /// Begins a session for someone whose sign-in was verified (password or provider): a new
+    /// session id, the hub-login and session-id cookies, and 303 to `next`.
+    pub(super) async fn begin_session(
+        &self,
+        sign_in: NewSignIn,
+        next: &str,
+        now: Timestamp,
+        client_ip: &str,
+    ) -> Reply {
+        let lifetime = if sign_in.remember_me {
             self.config.session.remember_me_lifetime
         } else {
             self.config.session.lifetime
@@ -195,25 +256,30 @@ impl Hub {
         // A new session id at every sign-in: an id planted in the browser beforehand is never adopted.
         let session = Session {
             id: SessionId::generate(),
-            user: user.name.clone(),
-            groups: user.groups.clone(),
-            email: user.email.clone(),
+            user: sign_in.user,
+            groups: sign_in.groups,
+            email: sign_in.email,
             created_at: now,
             expires_at: now.plus(lifetime),
             last_seen: now,
-            remember_me: form.remember_me,
+            remember_me: sign_in.remember_me,
             app_tokens: BTreeMap::new(),
+            provider: sign_in.provider.map(Box::new),
         };
         if self.sessions.store().create(&session).await.is_err() {
             return self.store_unavailable();
         }
         self.metrics.logins.with_label_values(&["success"]).inc();
-        tracing::info!(event = "login", user = %user.name, session = %session.id, remember_me = form.remember_me, client = %req.client_ip, "signed in");
+        let provider = session
+            .provider
+            .as_ref()
+            .map_or("-", |l| l.provider.as_str());
+        tracing::info!(event = "login", user = %session.user, session = %session.id, remember_me = session.remember_me, provider, client = %client_ip, "signed in");
 
-        let max_age = form.remember_me.then_some(lifetime);
+        let max_age = session.remember_me.then_some(lifetime);
         let names = &self.cookies.names;
         let sealed = hub_login::seal(&self.keys, &names.hub_login, &session.id);
-        Reply::redirect(303, &next).with_cookies([
+        Reply::redirect(303, next).with_cookies([
             self.cookies
                 .set(&names.hub_login, &sealed, &self.hub_cookie_path(), max_age),
             self.cookies

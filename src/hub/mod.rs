@@ -6,6 +6,7 @@ mod access;
 mod host_sign_in;
 mod lockout;
 mod login;
+mod oidc;
 pub mod pages;
 mod reply;
 mod status;
@@ -23,9 +24,11 @@ use crate::auth::tokens::KeyRing;
 use crate::auth::verify::TokenPolicy;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::oidc::Providers;
 use crate::session::{EndReason, Noticed, Session, SessionId, Sessions, StoreError};
 use crate::time::Timestamp;
 use lockout::Lockout;
+use login::NewSignIn;
 use pages::{Banner, Layout};
 
 /// The parts of a request the hub looks at. Built by the proxy; the body is read only for POST.
@@ -66,6 +69,7 @@ pub struct Hub {
     policy: TokenPolicy,
     /// [`CSP`], with the app hosts a sign-in may end on added to `form-action`.
     csp: String,
+    providers: Arc<Providers>,
 }
 
 /// Content-Security-Policy of every hub page: our own stylesheet, our own form targets, no
@@ -78,9 +82,11 @@ impl Hub {
         keys: Arc<KeyRing>,
         sessions: Arc<Sessions>,
         metrics: Arc<Metrics>,
+        providers: Arc<Providers>,
     ) -> Self {
         let hub = &config.hub;
         Hub {
+            providers,
             cookies: CookiePolicy::new(&config.cookies),
             lockout: Lockout::new(
                 hub.login_max_failures,
@@ -125,17 +131,22 @@ impl Hub {
             | "/ready" | "/api/admin/revoke" => {
                 Reply::json(405, &serde_json::json!({"error": "method_not_allowed"}))
             }
-            _ => self.page(
-                404,
-                "Not found",
-                &pages::message(
-                    "Page not found",
-                    "There is nothing at this address.",
-                    Some((&self.url("/"), "Go to the hub")),
-                ),
-                false,
-            ),
+            oidc if oidc.starts_with("/oidc/") => self.serve_oidc(req, now).await,
+            _ => self.not_found(),
         }
+    }
+
+    fn not_found(&self) -> Reply {
+        self.page(
+            404,
+            "Not found",
+            &pages::message(
+                "Page not found",
+                "There is nothing at this address.",
+                Some((&self.url("/"), "Go to the hub")),
+            ),
+            false,
+        )
     }
 
     /// A hub URL: the prefix plus an endpoint (`/login`).
@@ -236,6 +247,8 @@ impl Hub {
             "session_expired" => Banner::warn("Your session reached its time limit. Please sign in again."),
             "revoked" => Banner::warn("An administrator ended your session. Please sign in again."),
             "key_removed" => Banner::warn("Your session was signed with a key that has since been retired. Please sign in again."),
+            "provider_logout" => self.provider_banner(EndReason::ProviderLogout),
+            "provider_revoked" => self.provider_banner(EndReason::ProviderRevoked),
             _ => return None,
         })
     }
@@ -257,6 +270,12 @@ fn with_security_headers(reply: Reply, csp: &str) -> Reply {
     } else {
         reply.with_header("Cache-Control", "no-store")
     }
+}
+
+/// `url` with `params` (already encoded) added to its query.
+fn with_query(url: &str, params: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
 }
 
 /// Percent-encodes a value for a query string.

@@ -79,6 +79,8 @@ a { color:var(--accent); }
 .actions .button { margin-top:0; flex:1; display:flex; align-items:center; justify-content:center; }
 p.lead + .button { margin-top:.25rem; }
 .muted { color:var(--muted); font-weight:400; }
+p.or { text-align:center; color:var(--muted); margin:1.1rem 0 0; font-size:.9rem; }
+.providers .button { margin-top:.75rem; }
 @media (max-width: 30rem) { main { padding-top:1.5rem; } .card { padding:1.25rem; } dl { grid-template-columns:1fr; gap:.1rem; }
   dd { margin-bottom:.5rem; } .actions { flex-direction:column; } }
 "#;
@@ -108,6 +110,10 @@ pub struct LoginForm<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub banner: Option<Banner>,
+    /// Whether the user-name-and-password form is shown (`hub.users_file` set).
+    pub password: bool,
+    /// One "Sign in with …" button each: (href, provider name).
+    pub providers: &'a [(String, String)],
 }
 
 #[derive(Debug, Clone)]
@@ -151,23 +157,47 @@ fn banner_html(banner: &Option<Banner>) -> String {
 }
 
 pub fn login_form(form: &LoginForm<'_>) -> String {
-    format!(
-        "<div class=\"card\"><h1>Sign in</h1><p class=\"lead\">One sign-in opens every app you may use.</p>{banner}\
-<form method=\"post\" action=\"{action}\">\
+    let buttons: String = form
+        .providers
+        .iter()
+        .map(|(href, name)| {
+            format!(
+                "<a class=\"button{}\" href=\"{}\">Sign in with {}</a>",
+                if form.password { " secondary" } else { "" },
+                esc(href),
+                esc(name)
+            )
+        })
+        .collect();
+    let separator = if form.password && !form.providers.is_empty() {
+        "<p class=\"or\">or</p>"
+    } else {
+        ""
+    };
+    let password = if form.password {
+        format!(
+            "<form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"next\" value=\"{next}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <label for=\"username\">User name</label>\
 <input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{username}\"{autofocus_user}>\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{autofocus_password}>\
 <label class=\"check\"><input type=\"checkbox\" name=\"remember_me\" value=\"1\"> Remember me on this device</label>\
-<button type=\"submit\">Sign in</button></form></div>",
+<button type=\"submit\">Sign in</button></form>",
+            action = esc(form.action),
+            next = esc(form.next),
+            csrf = esc(form.csrf_token),
+            username = esc(form.username),
+            autofocus_user = if form.username.is_empty() { " autofocus" } else { "" },
+            autofocus_password = if form.username.is_empty() { "" } else { " autofocus" },
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<div class=\"card\"><h1>Sign in</h1><p class=\"lead\">One sign-in opens every app you may use.</p>{banner}\
+{password}{separator}<div class=\"providers\">{buttons}</div></div>",
         banner = banner_html(&form.banner),
-        action = esc(form.action),
-        next = esc(form.next),
-        csrf = esc(form.csrf_token),
-        username = esc(form.username),
-        autofocus_user = if form.username.is_empty() { " autofocus" } else { "" },
-        autofocus_password = if form.username.is_empty() { "" } else { " autofocus" },
     )
 }
 
@@ -204,6 +234,8 @@ pub struct SessionView<'a> {
     pub idle_left: Option<String>,
     pub expires_in: String,
     pub remember_me: bool,
+    /// The provider's name, for a sign-in through an OpenID provider.
+    pub signed_in_through: Option<&'a str>,
     pub apps: Vec<AppRow>,
     pub logout_href: &'a str,
     pub logout_all_href: &'a str,
@@ -236,7 +268,7 @@ pub fn session_page(v: &SessionView<'_>) -> String {
     }
     format!(
         "<div class=\"card\"><h1>Signed in as {user}</h1><p class=\"lead\">{email}</p>\
-<dl><dt>Groups</dt><dd>{groups}</dd><dt>Signed in</dt><dd>{signed_in}</dd>\
+<dl><dt>Groups</dt><dd>{groups}</dd><dt>Signed in</dt><dd>{signed_in}{through}</dd>\
 <dt>Idle time left</dt><dd>{idle}</dd><dt>Session ends in</dt><dd>{expires}</dd><dt>Remember me</dt><dd>{remember}</dd></dl>\
 <h2>Your apps</h2><table><thead><tr><th>App</th><th>Access token</th></tr></thead><tbody>{rows}</tbody></table>\
 <div class=\"actions\"><a class=\"button\" href=\"{logout}\">Sign out</a>\
@@ -248,6 +280,10 @@ pub fn session_page(v: &SessionView<'_>) -> String {
         } else {
             format!("{} ago", esc(&v.age))
         },
+        through = v
+            .signed_in_through
+            .map(|name| format!(" <span class=\"muted\">· through {}</span>", esc(name)))
+            .unwrap_or_default(),
         idle = esc(v.idle_left.as_deref().unwrap_or("no idle timeout")),
         expires = esc(&v.expires_in),
         remember = if v.remember_me {
@@ -273,8 +309,11 @@ mod tests {
             csrf_token: "t",
             username: "<b>",
             banner: Some(Banner::error("<i>")),
+            password: true,
+            providers: &[("/hub/oidc/x/start?next=%2F\"".into(), "<u>Corp</u>".into())],
         });
         assert!(!html.contains("<script>") && !html.contains("<b>") && !html.contains("<i>"));
+        assert!(html.contains("Sign in with &lt;u&gt;Corp&lt;/u&gt;"));
     }
 
     #[test]

@@ -56,6 +56,11 @@ impl Hub {
             idle_left: facts.idle_left.map(human_duration),
             expires_in: human_duration(facts.expires_in),
             remember_me: session.remember_me,
+            signed_in_through: session
+                .provider
+                .as_deref()
+                .and_then(|link| self.providers.get(&link.provider))
+                .map(|p| p.config.name.as_str()),
             apps,
             logout_href: &logout,
             logout_all_href: &logout_all,
@@ -107,18 +112,36 @@ impl Hub {
                 "expires_at": session.expires_at.as_secs(),
                 "expires_in_seconds": facts.expires_in.as_secs(),
                 "remember_me": session.remember_me,
+                "provider": session.provider.as_deref().map(|link| link.provider.as_str()),
                 "apps": apps,
             }),
         )
     }
 
+    /// 503 when the store does not answer: nothing works then. A provider that cannot be reached
+    /// is named (`"status": "degraded"`) but keeps the answer 200: signed-in people and other
+    /// ways in still work, and pulling every instance out of rotation would stop them too.
     pub(super) async fn ready(&self) -> Reply {
         let store = self.sessions.store();
+        let providers: serde_json::Map<String, serde_json::Value> = self
+            .providers
+            .iter()
+            .map(|p| {
+                let state = p
+                    .problem()
+                    .map_or_else(|| "ready".to_string(), |why| format!("unavailable: {why}"));
+                (p.config.id.clone(), json!(state))
+            })
+            .collect();
+        let degraded = self.providers.iter().any(|p| p.problem().is_some());
         match store.ping().await {
-            Ok(()) => Reply::json(200, &json!({"status": "ready", "store": store.kind()})),
+            Ok(()) => Reply::json(
+                200,
+                &json!({"status": if degraded { "degraded" } else { "ready" }, "store": store.kind(), "providers": providers}),
+            ),
             Err(e) => Reply::json(
                 503,
-                &json!({"status": "unavailable", "store": store.kind(), "reason": e.to_string()}),
+                &json!({"status": "unavailable", "store": store.kind(), "reason": e.to_string(), "providers": providers}),
             ),
         }
     }

@@ -80,11 +80,31 @@ impl SessionStore for Instrumented {
     async fn ping(&self) -> Result<(), StoreError> {
         self.measure("ping", self.inner.ping()).await
     }
-    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.measure("put_code", self.inner.put_code(code, grant, ttl))
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError> {
+        self.measure("user_sessions", self.inner.user_sessions(user))
             .await
     }
-    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError> {
-        self.measure("take_code", self.inner.take_code(code)).await
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.measure("put_note", self.inner.put_note(name, value, ttl))
+            .await
+    }
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.measure("note", self.inner.note(name)).await
+    }
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.measure("first_use", self.inner.first_use(name, ttl))
+            .await
+    }
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.measure(
+            "record_provider_check",
+            self.inner.record_provider_check(id, at, refresh_token),
+        )
+        .await
     }
 }

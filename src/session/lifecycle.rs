@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::instrumented::Instrumented;
-use super::{EndReason, Lookup, Session, SessionId, SessionStore, StoreError};
+use super::{EndReason, Lookup, ProviderCheck, Session, SessionId, SessionStore, StoreError};
 use crate::auth::cache::VerifyCache;
 use crate::metrics::Metrics;
 use crate::time::{human_duration, Timestamp};
@@ -23,6 +23,7 @@ pub struct Sessions {
     cache: Arc<VerifyCache>,
     metrics: Arc<Metrics>,
     idle_timeout: Option<Duration>,
+    provider_check: Option<Arc<dyn ProviderCheck>>,
 }
 
 impl Sessions {
@@ -37,7 +38,15 @@ impl Sessions {
             cache,
             metrics,
             idle_timeout,
+            provider_check: None,
         }
+    }
+
+    /// Sessions begun at an OpenID provider are asked about again there (`recheck_interval`)
+    /// whenever this instance looks them up in the store.
+    pub fn with_provider_check(mut self, check: Arc<dyn ProviderCheck>) -> Self {
+        self.provider_check = Some(check);
+        self
     }
 
     pub fn store(&self) -> &dyn SessionStore {
@@ -63,7 +72,15 @@ impl Sessions {
             Lookup::Unknown => return Ok(Err(None)),
         };
         let recent_activity = self.cache.last_seen(id).unwrap_or_default();
-        match session.limit_reached(recent_activity, self.idle_timeout, now) {
+        let mut reached = session.limit_reached(recent_activity, self.idle_timeout, now);
+        if reached.is_none() {
+            if let Some(check) = &self.provider_check {
+                if check.still_accepted(&session, now).await == Some(false) {
+                    reached = Some(EndReason::ProviderRevoked);
+                }
+            }
+        }
+        match reached {
             None => Ok(Ok(session)),
             Some(reason) => {
                 self.end(id, reason, now, noticed).await?;
@@ -112,6 +129,28 @@ impl Sessions {
             self.record_end(session, reason, recent, now, Noticed::default());
         }
         Ok(ended.len())
+    }
+
+    /// Ends those of `user`'s sessions that `matches` picks (an OpenID provider's logout names its
+    /// own subject or session, not one of ours).
+    pub async fn end_matching(
+        &self,
+        user: &str,
+        reason: EndReason,
+        now: Timestamp,
+        matches: impl Fn(&Session) -> bool,
+    ) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for session in self.store.user_sessions(user).await? {
+            if matches(&session)
+                && self
+                    .end(&session.id, reason, now, Noticed::default())
+                    .await?
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     /// Ends sessions nobody came back to, so their end is recorded too (not only those noticed

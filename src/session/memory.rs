@@ -37,8 +37,22 @@ impl Records {
 pub struct MemoryStore {
     records: Mutex<Records>,
     tombstones: moka::sync::Cache<SessionId, EndReason>,
-    /// One-time sign-in codes for app hosts, with when each stops being redeemable.
-    codes: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Small values with a lifetime each ([`SessionStore::put_note`], [`SessionStore::first_use`]).
+    notes: moka::sync::Cache<String, (String, Duration)>,
+}
+
+/// Each note lives for the time it was stored with.
+struct NoteLifetime;
+
+impl moka::Expiry<String, (String, Duration)> for NoteLifetime {
+    fn expire_after_create(
+        &self,
+        _name: &String,
+        note: &(String, Duration),
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(note.1)
+    }
 }
 
 impl Default for MemoryStore {
@@ -49,7 +63,10 @@ impl Default for MemoryStore {
                 .max_capacity(TOMBSTONE_CAPACITY)
                 .time_to_live(TOMBSTONE_TTL)
                 .build(),
-            codes: Mutex::default(),
+            notes: moka::sync::Cache::builder()
+                .max_capacity(TOMBSTONE_CAPACITY)
+                .expire_after(NoteLifetime)
+                .build(),
         }
     }
 }
@@ -168,21 +185,53 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError> {
-        let now = std::time::Instant::now();
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
-        // Codes are redeemed within seconds; forgotten ones go at the next sign-in.
-        codes.retain(|_, (_, until)| *until > now);
-        codes.insert(code.to_string(), (grant.to_string(), now + ttl));
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError> {
+        let records = self.records();
+        Ok(records
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| records.sessions.get(id).cloned())
+            .collect())
+    }
+
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.notes
+            .insert(name.to_string(), (value.to_string(), ttl));
         Ok(())
     }
 
-    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError> {
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(codes
-            .remove(code)
-            .filter(|(_, until)| *until > std::time::Instant::now())
-            .map(|(grant, _)| grant))
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.notes.get(name).map(|(value, _)| value))
+    }
+
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut records = self.records();
+        if let Some(link) = records
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.provider.as_deref_mut())
+        {
+            link.checked_at = at;
+            if let Some(token) = refresh_token {
+                link.refresh_token = Some(token.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let entry = self
+            .notes
+            .entry(name.to_string())
+            .or_insert_with(|| (String::new(), ttl));
+        Ok(entry.is_fresh())
     }
 }
 
@@ -202,6 +251,7 @@ mod tests {
             last_seen: Timestamp(1_000),
             remember_me: false,
             app_tokens: BTreeMap::new(),
+            provider: None,
         }
     }
 

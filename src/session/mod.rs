@@ -66,6 +66,27 @@ pub struct Session {
     pub remember_me: bool,
     /// Expiry of the newest token issued for each app, for the session page.
     pub app_tokens: BTreeMap<String, Timestamp>,
+    /// Set when the person signed in at an OpenID provider rather than with a password.
+    /// Boxed: most sessions have none, and a session is copied into every lookup.
+    pub provider: Option<Box<ProviderLink>>,
+}
+
+/// How an OpenID provider knows the person behind a session: what its back-channel logout names,
+/// and what sign-out hands back to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderLink {
+    /// The provider's id in `[[hub.providers]]`.
+    pub provider: String,
+    /// The ID token's `sub`.
+    pub subject: String,
+    /// The ID token's `sid`: the provider's own session, when it sends one.
+    pub provider_session: Option<String>,
+    /// The ID token itself: `id_token_hint` when sign-out also ends the provider's session.
+    pub id_token: Option<String>,
+    /// With `recheck_interval`: the refresh token that asks the provider again.
+    pub refresh_token: Option<String>,
+    /// When the provider last said it still accepts the person (sign-in, or the last recheck).
+    pub checked_at: Timestamp,
 }
 
 impl Session {
@@ -98,16 +119,22 @@ pub enum EndReason {
     Expired,
     Revoked,
     KeyRemoved,
+    /// The person signed out at their OpenID provider, which told us (back-channel logout).
+    ProviderLogout,
+    /// Asked again (`recheck_interval`), the provider no longer accepts the person.
+    ProviderRevoked,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 6] = [
+    pub const ALL: [EndReason; 8] = [
         EndReason::Logout,
         EndReason::LogoutAll,
         EndReason::IdleTimeout,
         EndReason::Expired,
         EndReason::Revoked,
         EndReason::KeyRemoved,
+        EndReason::ProviderLogout,
+        EndReason::ProviderRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +145,8 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Revoked => "revoked",
             EndReason::KeyRemoved => "key_removed",
+            EndReason::ProviderLogout => "provider_logout",
+            EndReason::ProviderRevoked => "provider_revoked",
         }
     }
 
@@ -133,6 +162,8 @@ impl EndReason {
             EndReason::Expired => "session_expired",
             EndReason::Revoked => "revoked",
             EndReason::KeyRemoved => "key_removed",
+            EndReason::ProviderLogout => "provider_logout",
+            EndReason::ProviderRevoked => "provider_revoked",
         }
     }
 }
@@ -182,11 +213,31 @@ pub trait SessionStore: Send + Sync {
         idle_timeout: Option<Duration>,
     ) -> Result<Vec<(SessionId, EndReason)>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Keeps a one-time sign-in code for an app host (see `hub/host_sign_in.rs`) for `ttl`, so
-    /// whichever instance the browser reaches next can redeem it.
-    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError>;
-    /// The grant of a code, removed in the same step: of two redemptions, one gets it.
-    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError>;
+    /// Every live session of `user` (a provider's logout picks among them).
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError>;
+    /// Keeps a small value under `name` for `ttl`, visible to every instance sharing the store
+    /// (which user a provider's subject or session belongs to).
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Records `name` for `ttl`: `true` the first time, `false` while it is still recorded (a
+    /// replayed logout token's `jti`), across every instance.
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Records that the provider accepted the session's person again at `at`, with the refresh
+    /// token it handed out (providers may rotate them).
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Asks an OpenID provider whether it still accepts a session's person (`recheck_interval`).
+#[async_trait]
+pub trait ProviderCheck: Send + Sync {
+    /// `Some(false)`: the provider refused, the session must end. `None`: not due, not this
+    /// instance's turn, or the provider could not be asked (the session goes on).
+    async fn still_accepted(&self, session: &Session, now: Timestamp) -> Option<bool>;
 }
 
 #[cfg(test)]
@@ -222,6 +273,7 @@ mod tests {
             last_seen: Timestamp(0),
             remember_me: false,
             app_tokens: BTreeMap::new(),
+            provider: None,
         };
         let idle = Some(Duration::from_secs(30));
         assert_eq!(

@@ -7,7 +7,8 @@
 //! - `user:<name>`   set of that user's session ids (logout-all, admin revoke).
 //! - `deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
 //! - `ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
-//! - `code:<code>`   a one-time sign-in code for an app host (JSON grant), gone after 30 s or use.
+//! - `note:<name>`   small values with their own expiry: which user an OpenID provider's subject
+//!   or session belongs to, and logout-token ids already used.
 //! - channel `revocations`: `<id> <reason>` on every end, so every instance purges its cache.
 //!
 //! Every multi-step change is one Lua script, so a change is all-or-nothing and two instances
@@ -23,7 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::sync::OnceCell;
 
-use super::{EndReason, Lookup, Session, SessionId, SessionStore, StoreError};
+use super::{EndReason, Lookup, ProviderLink, Session, SessionId, SessionStore, StoreError};
 use crate::time::Timestamp;
 
 /// No store call may hold a request longer than this, whatever Redis does.
@@ -57,9 +58,10 @@ redis.call('ZADD', KEYS[2], deadline, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], math.max(deadline - tonumber(ARGV[5]), 0) + tonumber(ARGV[4]))
 return 1";
 
-const RECORD_TOKEN: &str = r"
+// Sets fields of a live session only (an ended one is never brought back by a late write).
+const SET_FIELDS: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1";
 
 // Ends a session once: removes it, leaves the reason, tells every instance.
@@ -95,11 +97,11 @@ impl Keys {
     fn ended(&self, id: &SessionId) -> String {
         format!("{}ended:{}", self.prefix, id.as_str())
     }
-    fn code(&self, code: &str) -> String {
-        format!("{}code:{code}", self.prefix)
-    }
     fn channel(&self) -> String {
         format!("{}revocations", self.prefix)
+    }
+    fn note(&self, name: &str) -> String {
+        format!("{}note:{name}", self.prefix)
     }
 }
 
@@ -114,7 +116,7 @@ pub struct RedisStore {
 struct Scripts {
     create: Script,
     touch: Script,
-    record_token: Script,
+    set_fields: Script,
     end: Script,
 }
 
@@ -148,7 +150,7 @@ impl RedisStore {
             scripts: Scripts {
                 create: Script::new(CREATE),
                 touch: Script::new(TOUCH),
-                record_token: Script::new(RECORD_TOKEN),
+                set_fields: Script::new(SET_FIELDS),
                 end: Script::new(END),
             },
         })
@@ -289,6 +291,19 @@ fn session_from_fields(
         last_seen: time("last_seen")?,
         remember_me: fields.get("remember_me").is_some_and(|v| v == "1"),
         app_tokens,
+        provider: fields.get("provider").map(|provider| {
+            Box::new(ProviderLink {
+                provider: provider.clone(),
+                subject: fields.get("provider_sub").cloned().unwrap_or_default(),
+                provider_session: fields.get("provider_sid").cloned(),
+                id_token: fields.get("id_token").cloned(),
+                refresh_token: fields.get("refresh_token").cloned(),
+                checked_at: fields
+                    .get("provider_checked")
+                    .and_then(|t| t.parse().ok())
+                    .map_or(Timestamp(0), Timestamp),
+            })
+        }),
     })
 }
 
@@ -318,7 +333,7 @@ impl SessionStore for RedisStore {
             .arg(s.id.as_str())
             .arg(self.record_ttl_ms(deadline, now))
             .arg(deadline.0);
-        let fields: [(&str, String); 7] = [
+        let mut fields: Vec<(&str, String)> = vec![
             ("user", s.user.clone()),
             ("groups", groups),
             ("email", s.email.clone()),
@@ -330,6 +345,18 @@ impl SessionStore for RedisStore {
                 if s.remember_me { "1" } else { "0" }.to_string(),
             ),
         ];
+        if let Some(link) = &s.provider {
+            fields.push(("provider", link.provider.clone()));
+            fields.push(("provider_sub", link.subject.clone()));
+            fields.extend(
+                link.provider_session
+                    .clone()
+                    .map(|sid| ("provider_sid", sid)),
+            );
+            fields.extend(link.id_token.clone().map(|token| ("id_token", token)));
+            fields.extend(link.refresh_token.clone().map(|t| ("refresh_token", t)));
+            fields.push(("provider_checked", link.checked_at.0.to_string()));
+        }
         for (name, value) in fields {
             invocation.arg(name).arg(value);
         }
@@ -374,7 +401,7 @@ impl SessionStore for RedisStore {
         app: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.record_token.key(self.keys.session(id));
+        let mut invocation = self.scripts.set_fields.key(self.keys.session(id));
         invocation.arg(format!("token:{app}")).arg(expires_at.0);
         self.invoke::<i64>(&invocation).await.map(drop)
     }
@@ -456,18 +483,57 @@ impl SessionStore for RedisStore {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
     }
 
-    async fn put_code(&self, code: &str, grant: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut set = redis::cmd("SET");
-        set.arg(self.keys.code(code))
-            .arg(grant)
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64);
-        self.query::<String>(&set).await.map(drop)
+    async fn user_sessions(&self, user: &str) -> Result<Vec<Session>, StoreError> {
+        let ids: Vec<String> = self
+            .query(redis::cmd("SMEMBERS").arg(self.keys.user(user)))
+            .await?;
+        let mut sessions = Vec::new();
+        for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
+            if let Lookup::Live(session) = self.lookup(&id).await? {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
     }
 
-    async fn take_code(&self, code: &str) -> Result<Option<String>, StoreError> {
-        // GETDEL (Redis 6.2+): read and delete in one step, so a code is redeemed once.
-        self.query(redis::cmd("GETDEL").arg(self.keys.code(code)))
+    async fn put_note(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let command = redis::cmd("SET")
+            .arg(self.keys.note(name))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .clone();
+        self.query::<String>(&command).await.map(drop)
+    }
+
+    async fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.query(redis::cmd("GET").arg(self.keys.note(name)))
             .await
+    }
+
+    async fn record_provider_check(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.set_fields.key(self.keys.session(id));
+        invocation.arg("provider_checked").arg(at.0);
+        if let Some(token) = refresh_token {
+            invocation.arg("refresh_token").arg(token);
+        }
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    async fn first_use(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let command = redis::cmd("SET")
+            .arg(self.keys.note(name))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .clone();
+        let set: Option<String> = self.query(&command).await?;
+        Ok(set.is_some())
     }
 }

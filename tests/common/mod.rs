@@ -2,6 +2,7 @@
 //! cookie-keeping client that scopes cookies by path the way a browser does.
 #![allow(dead_code)]
 
+pub mod oidc;
 pub mod sites;
 
 use std::net::{SocketAddr, TcpListener};
@@ -120,6 +121,8 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
     pub tls: bool,
+    /// Listen on this port (when a peer must know the gateway's address before it starts).
+    pub port: Option<u16>,
 }
 
 impl Setup {
@@ -146,6 +149,10 @@ impl Setup {
         self.env.push((name.into(), value.into()));
         self
     }
+    pub fn on_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
 
     pub fn start(self) -> Gateway {
         Gateway::start(self)
@@ -163,8 +170,14 @@ pub struct Gateway {
 impl Gateway {
     fn start(setup: Setup) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = setup.port.unwrap_or_else(free_port);
         let metrics_port = free_port();
+        // A test that sets `users_file` itself (to "" for providers only) replaces the default.
+        let users_file = if setup.hub.contains("users_file") {
+            ""
+        } else {
+            "users_file = \"users.toml\""
+        };
         let apps: String = setup.apps.iter().map(App::toml).collect();
         let (scheme, tls) = if setup.tls {
             self_signed_certificate(dir.path());
@@ -183,7 +196,7 @@ shutdown_grace = "1s"
 {tls}
 
 [hub]
-users_file = "users.toml"
+{users_file}
 {hub}
 
 [session]
@@ -743,6 +756,21 @@ impl Browser {
 
 pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// After a sign-out: a message sent on `socket` is not echoed — the gateway closes the tunnel
+/// when it next carries a message — and the socket is not left hanging.
+pub async fn assert_carries_nothing_more(socket: &mut WebSocket, after: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let _ = socket.send(Message::text("after")).await;
+    let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the socket is closed, not left hanging");
+    assert!(
+        !matches!(&next, Some(Ok(Message::Text(t))) if t.as_str() == "after"),
+        "message carried after {after}: {next:?}"
+    );
+}
 
 /// Opens a WebSocket through the gateway and proves it carries a message (the echo comes back).
 ///

@@ -55,9 +55,9 @@ function toml(value) {
  * owns that host name (`grafana.localhost`: Chromium resolves `*.localhost` to loopback) instead
  * of `/apps/<name>`; `hubHost` names the hub's host (`hub.localhost`) instead of 127.0.0.1.
  */
-export async function startGateway({ name, demo = true, session = {}, apps, hubHost = '127.0.0.1' }) {
+export async function startGateway({ name, demo = true, session = {}, apps, hub = '', port: fixedPort, hubHost = '127.0.0.1' }) {
   mkdirSync(OUTPUT, { recursive: true });
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), `hubgate-e2e-${name}-`));
   copyFileSync(path.join(REPO, 'users.toml'), path.join(dir, 'users.toml'));
   const sessionLines = Object.entries({ store: 'memory', idle_timeout: '30m', ...session })
@@ -88,6 +88,7 @@ shutdown_grace = "1s"
 [hub]
 prefix = "/hub"
 users_file = "users.toml"
+${hub}
 
 [session]
 ${sessionLines}
