@@ -153,20 +153,8 @@ pub fn unauthenticated_json(hub_prefix: &str, reason: Reason) -> Reply {
         .with_header("Cache-Control", "no-store")
 }
 
-/// An error answer in the form the client reads: an HTML page for browsers, JSON otherwise.
-pub fn error_reply(
-    session: &Session,
-    hub_prefix: &str,
-    status: u16,
-    code: &str,
-    heading: &str,
-    text: &str,
-) -> Reply {
-    let navigation = is_browser_navigation(session);
-    error_page(navigation, hub_prefix, status, code, heading, text)
-}
-
-/// [`error_reply`] for a request described by others (forward auth): HTML for navigations.
+/// An error answer in the form the client reads: an HTML page for a browser navigation, JSON
+/// otherwise.
 pub fn error_page(
     navigation: bool,
     hub_prefix: &str,
@@ -203,6 +191,7 @@ pub async fn error(
     heading: &str,
     text: &str,
 ) -> Result<()> {
-    let reply = error_reply(session, hub_prefix, status, code, heading, text);
+    let navigation = is_browser_navigation(session);
+    let reply = error_page(navigation, hub_prefix, status, code, heading, text);
     write(session, reply).await
 }
