@@ -133,6 +133,58 @@ upstreams = ["nowhere"]
 }
 
 #[test]
+fn two_apps_claiming_one_host_and_prefix_are_refused_and_bad_hosts_named() {
+    let config = r#"
+[server]
+public_url = "http://hub.example.com"
+[[apps]]
+name = "grafana"
+host = "grafana.example.com"
+upstreams = ["127.0.0.1:3000"]
+[[apps]]
+name = "grafana-two"
+host = "Grafana.Example.com"
+prefix = "/"
+upstreams = ["127.0.0.1:3001"]
+[[apps]]
+name = "api"
+host = "grafana.example.com"
+prefix = "/api"
+upstreams = ["127.0.0.1:3002"]
+[[apps]]
+name = "bad"
+host = "https://x.example.com/path"
+upstreams = ["127.0.0.1:3003"]
+[[apps]]
+name = "hub"
+host = "hub.example.com"
+upstreams = ["127.0.0.1:3004"]
+[[apps]]
+name = "fronted"
+prefix = "/apps/fronted"
+upstreams = []
+"#;
+    let (code, stderr) = check_config(config);
+    assert_eq!(code, Some(1));
+    for expected in [
+        "error: apps[1].host: \"grafana.example.com\" with prefix \"/\" is already claimed by app \"grafana\"",
+        "error: apps[3].host: \"https://x.example.com/path\" is not a host name",
+        "error: apps[4].host: \"hub.example.com\" is the hub's host",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    // A second prefix on a host, and an app only a proxy in front serves, are fine.
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        3,
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_or_broken_config_file_is_a_clear_error_not_a_panic() {
     let out = hubgate(&["check", "-c", "/nonexistent/gateway.toml"]);
     assert_eq!(out.status.code(), Some(1));

@@ -5,6 +5,7 @@
 
 mod cidr;
 mod duration;
+mod hosts;
 mod model;
 mod parse;
 mod providers;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 pub use cidr::{canonical_ip, Cidr};
 pub use duration::parse_duration;
+pub use hosts::HostName;
 pub use model::*;
 pub use users::{User, Users};
 

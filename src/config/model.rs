@@ -207,7 +207,11 @@ impl IdentityHeaders {
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub name: String,
-    /// Path prefix without a trailing slash (`/apps/grafana`).
+    /// The host this app lives on (`grafana.example.com`, lowercase, perhaps with `:port`);
+    /// `None`: the hub's host, under `prefix`.
+    pub host: Option<String>,
+    /// Path prefix without a trailing slash (`/apps/grafana`); `""` for an app that owns its
+    /// whole host, so `format!("{prefix}/")` is the cookie path either way.
     pub prefix: String,
     pub upstreams: Vec<String>,
     pub strip_prefix: bool,

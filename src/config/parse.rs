@@ -37,7 +37,7 @@ pub(crate) fn parse_config(
     let session = read_session(&mut root.table("session"));
     let cookies = read_cookies(&mut root.table("cookies"), &server);
     let tokens = read_tokens(&mut root.table("tokens"), env, &session, &mut warnings);
-    let apps = read_apps(&mut root, &hub);
+    let apps = read_apps(&mut root, &hub, &server);
     root.finish();
     let users = match &hub.users_file {
         Some(path) => load_users(path, &problems),
@@ -407,7 +407,7 @@ fn read_cookies(s: &mut Section, server: &ServerConfig) -> CookieConfig {
     }
 }
 
-fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
+fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<AppConfig> {
     if !root.has("apps") {
         root.report("apps", "at least one [[apps]] is required");
         return Vec::new();
@@ -423,8 +423,16 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
         } else if apps.iter().any(|other| other.name == name) {
             a.report("name", format!("app name {name:?} appears twice"));
         }
-        let prefix = a.string("prefix", "");
-        if let Err(why) = check_path_prefix(&prefix) {
+        let host_given = a.has("host");
+        let host = super::hosts::read_app_host(&mut a, server);
+        let prefix = match host_given {
+            true => super::hosts::read_host_prefix(&mut a),
+            false => a.string("prefix", ""),
+        };
+        if host_given {
+            // A bad `host` was reported already; its prefix means nothing without it.
+            super::hosts::check_host_claim(&a, host.as_deref(), &prefix, &apps);
+        } else if let Err(why) = check_path_prefix(&prefix) {
             a.report("prefix", why);
         } else if path_is_under(&prefix, &hub.prefix)
             || path_is_under(&hub.prefix, &prefix)
@@ -437,10 +445,12 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
                     hub.prefix
                 ),
             );
-        } else if let Some(other) = apps
-            .iter()
-            .find(|o| path_is_under(&prefix, &o.prefix) || path_is_under(&o.prefix, &prefix))
-        {
+        } else if let Some(other) = apps.iter().find(|o| {
+            // (An app whose `host` was refused has no prefix; it was reported already.)
+            o.host.is_none()
+                && !o.prefix.is_empty()
+                && (path_is_under(&prefix, &o.prefix) || path_is_under(&o.prefix, &prefix))
+        }) {
             a.report(
                 "prefix",
                 format!(
@@ -449,13 +459,8 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
                 ),
             );
         }
+        // `upstreams = []`: a proxy in front forwards, hubgate only decides (forward auth).
         let upstreams = a.string_list("upstreams");
-        if upstreams.is_empty() {
-            a.report(
-                "upstreams",
-                "at least one upstream (\"host:port\") is required",
-            );
-        }
         for (i, u) in upstreams.iter().enumerate() {
             if let Err(why) = check_upstream(u) {
                 a.report(&format!("upstreams[{i}]"), why);
@@ -471,6 +476,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
         a.finish();
         apps.push(AppConfig {
             name,
+            host,
             prefix,
             upstreams,
             strip_prefix,
@@ -518,7 +524,7 @@ pub(super) fn is_lowercase_name(name: &str) -> bool {
 }
 
 /// A path prefix for routing: starts with `/`, no trailing `/`, no dot segments or odd characters.
-fn check_path_prefix(prefix: &str) -> Result<(), String> {
+pub(super) fn check_path_prefix(prefix: &str) -> Result<(), String> {
     if !prefix.starts_with('/') || prefix.len() < 2 {
         return Err(format!(
             "{prefix:?} must be a path like \"/apps/name\" (starting with '/', not '/' alone)"

@@ -3,6 +3,7 @@
 //! [`Reply`]; the proxy does the I/O.
 
 mod access;
+mod host_sign_in;
 mod lockout;
 mod lockout_redis;
 mod login;
@@ -67,6 +68,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     lockout: Lockout,
     policy: TokenPolicy,
+    /// [`CSP`], with the app hosts a sign-in may end on added to `form-action`.
+    csp: String,
     providers: Arc<Providers>,
 }
 
@@ -88,6 +91,7 @@ impl Hub {
             cookies: CookiePolicy::new(&config.cookies),
             lockout: Lockout::new(hub, &config.session),
             policy: TokenPolicy::new(&config.tokens),
+            csp: host_sign_in::content_security_policy(CSP, &config),
             config,
             keys,
             sessions,
@@ -97,7 +101,7 @@ impl Hub {
 
     pub async fn serve(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let reply = self.route(req, now).await;
-        with_security_headers(reply)
+        with_security_headers(reply, &self.csp)
     }
 
     async fn route(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
@@ -251,10 +255,10 @@ impl Hub {
 /// framing, no scripts. `Referrer-Policy: same-origin`, not `no-referrer`: with the latter
 /// Chromium sends `Origin: null` on the sign-in form's POST and the same-origin check would
 /// refuse every real browser.
-fn with_security_headers(reply: Reply) -> Reply {
+fn with_security_headers(reply: Reply, csp: &str) -> Reply {
     let cacheable = reply.header("Cache-Control").is_some();
     let reply = reply
-        .with_header("Content-Security-Policy", CSP)
+        .with_header("Content-Security-Policy", csp.to_string())
         .with_header("X-Frame-Options", "DENY")
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Referrer-Policy", "same-origin");

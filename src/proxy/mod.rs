@@ -4,6 +4,8 @@
 
 pub mod answer;
 pub mod client_addr;
+pub mod forward_auth;
+pub mod gate;
 pub mod in_flight;
 pub mod routes;
 mod tunnel;
@@ -21,14 +23,15 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::auth::cookies::{self, CookiePolicy};
-use crate::auth::verify::{AppRequest, RenewedToken, Verdict, Verifier};
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::verify::{RenewedToken, Verifier};
 use crate::auth::Identity;
 use crate::config::Config;
 use crate::hub::{Hub, HubRequest};
 use crate::metrics::Metrics;
 use crate::session::SessionId;
 use crate::time::Timestamp;
+use gate::{gate, Gate, GateRequest, SignInUrls};
 use routes::{AppRoute, Route, Router};
 
 /// Hub request bodies (sign-in form, admin API) are small; anything larger is refused.
@@ -46,6 +49,7 @@ pub struct Gateway {
     pub cookies: CookiePolicy,
     pub metrics: Arc<Metrics>,
     pub hub_prefix: String,
+    pub sign_in: SignInUrls,
     pub https: bool,
     pub expose_new_token_header: bool,
     pub trusted_proxies: client_addr::TrustedProxies,
@@ -86,6 +90,11 @@ impl Gateway {
             cookies: CookiePolicy::new(&config.cookies),
             metrics,
             hub_prefix: config.hub.prefix.clone(),
+            sign_in: SignInUrls {
+                hub_prefix: config.hub.prefix.clone(),
+                public_origin: config.server.public_url.origin.clone(),
+                https: config.server.public_url.https,
+            },
             https: config.server.public_url.https,
             expose_new_token_header: config.tokens.expose_new_token_header,
             trusted_proxies: client_addr::TrustedProxies::new(&config.server.trusted_proxies),
@@ -107,7 +116,7 @@ impl Gateway {
     async fn serve_hub(
         &self,
         session: &mut Session,
-        endpoint: &str,
+        target: HubTarget<'_>,
         ctx: &RequestCtx,
     ) -> Result<()> {
         let body = match read_body(session, MAX_HUB_BODY).await? {
@@ -126,16 +135,14 @@ impl Gateway {
         };
         let req = session.req_header();
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let endpoint = match &target {
+            HubTarget::Hub(endpoint) | HubTarget::AppHost(_, endpoint) => endpoint,
+        };
         let hub_request = HubRequest {
             method: &req.method,
             endpoint,
             query: req.uri.query().unwrap_or(""),
-            cookie_headers: req
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect(),
+            cookie_headers: cookie_headers(req),
             host: header("host"),
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
@@ -146,7 +153,13 @@ impl Gateway {
                 .unwrap_or_default(),
             body,
         };
-        let reply = self.hub.serve(&hub_request, ctx.now).await;
+        let reply = match target {
+            HubTarget::Hub(_) => self.hub.serve(&hub_request, ctx.now).await,
+            HubTarget::AppHost(app_host, _) => {
+                let host = app_host.host.to_string();
+                self.hub.serve_app_host(&hub_request, &host, ctx.now).await
+            }
+        };
         answer::write(session, reply).await
     }
 
@@ -158,90 +171,99 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         ctx.app = Some(app.clone());
-        if app.config.is_public(session.req_header().uri.path()) {
-            ctx.outcome = "public";
-            return Ok(false);
-        }
-        if session.is_upgrade_req() && !app.config.websocket {
-            ctx.outcome = "forbidden";
-            answer::error(
-                session,
-                &self.hub_prefix,
-                403,
-                "websocket_disabled",
-                "WebSocket not allowed",
-                "This app does not accept WebSocket connections.",
-            )
-            .await?;
-            return Ok(true);
-        }
-        let (verdict, websocket_session) = {
-            let path = session.req_header().uri.path();
-            let cookie_headers = session
-                .req_header()
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes());
-            let [token, session_id] = cookies::lookup_each(
-                cookie_headers,
-                [&app.cookie_name, &self.cookies.names.session_id],
-            );
-            let request = AppRequest {
-                app: &app.config.name,
-                token,
-                session_id,
-                path,
-                activity_exempt: app.is_activity_exempt(path),
+        let verdict = {
+            let req = session.req_header();
+            let request = GateRequest {
+                app: &app,
+                path: req.uri.path(),
+                websocket: session.is_upgrade_req(),
+                cookie_headers: cookie_headers(req),
             };
-            let websocket_session = session
-                .is_upgrade_req()
-                .then(|| request.session_id.value().and_then(SessionId::parse))
-                .flatten();
-            (
-                self.verifier.verify(&request, ctx.now).await,
-                websocket_session,
-            )
+            gate(&self.verifier, &self.cookies.names, &request, ctx.now).await
         };
-        match verdict {
-            Verdict::Admit(admission)
-                if !app
-                    .config
-                    .allows(admission.identity.user(), admission.identity.groups()) =>
-            {
-                ctx.outcome = "forbidden";
-                let text = format!(
-                    "Your account ({}) may not use {}.",
-                    admission.identity.user(),
-                    app.config.name
-                );
-                answer::error(
-                    session,
-                    &self.hub_prefix,
-                    403,
-                    "forbidden",
-                    "No access to this app",
-                    &text,
-                )
-                .await?;
-                Ok(true)
+        let refused = match verdict {
+            Gate::Public => {
+                ctx.outcome = "public";
+                return Ok(false);
             }
-            Verdict::Admit(admission) => {
+            Gate::Admit(admitted) => {
                 ctx.outcome = "allowed";
-                ctx.websocket = websocket_session.map(|session_id| WebSocketWatch {
+                ctx.websocket = admitted.websocket_session.map(|session_id| WebSocketWatch {
                     session_id,
                     last_checked: Instant::now(),
                 });
-                ctx.identity = Some(admission.identity);
-                ctx.renewed = admission.renewed;
-                Ok(false)
+                ctx.identity = Some(admitted.identity);
+                ctx.renewed = admitted.renewed;
+                return Ok(false);
             }
-            Verdict::Refuse(refusal) => {
-                ctx.outcome =
-                    answer::refusal(session, &self.hub_prefix, &app.config.name, refusal).await?;
-                Ok(true)
-            }
+            Gate::Refuse(refused) => refused,
+        };
+        let req = session.req_header();
+        let (reply, outcome) = self.refusal(
+            &app,
+            &refused,
+            request_host(req),
+            req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            answer::is_browser_navigation(session),
+        );
+        ctx.outcome = outcome;
+        answer::write(session, reply).await?;
+        Ok(true)
+    }
+
+    /// The answer to a refused app request (proxied, or asked about by forward auth) and its
+    /// outcome label: a navigation goes to sign in, back to `host` + `path_and_query`.
+    fn refusal(
+        &self,
+        app: &AppRoute,
+        refused: &gate::Refused,
+        host: Option<&str>,
+        path_and_query: &str,
+        navigation: bool,
+    ) -> (crate::hub::Reply, &'static str) {
+        let location = self.sign_in.authorize(&app.config, host, path_and_query);
+        let clear_cookies = if app.config.host.is_some() && gate::session_over(refused) {
+            self.host_cookie_clears(app)
+        } else {
+            Vec::new()
+        };
+        answer::refused(
+            refused,
+            navigation,
+            &self.hub_prefix,
+            &app.config.name,
+            answer::SignIn {
+                location: &location,
+                clear_cookies,
+            },
+        )
+    }
+
+    /// What a response carrying a renewed token adds: the cookie, `no-store`, and perhaps the
+    /// token itself in `X-New-Token`.
+    fn renewal_headers(
+        &self,
+        app: &AppRoute,
+        renewed: &RenewedToken,
+    ) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("Set-Cookie", self.renewal_cookie(app, renewed)),
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            ("Cache-Control", "no-store".to_string()),
+        ];
+        if self.expose_new_token_header {
+            headers.push(("X-New-Token", renewed.token.clone()));
         }
+        headers
+    }
+
+    /// An app host's own cookies, cleared: its app cookie and its session-id cookie.
+    fn host_cookie_clears(&self, app: &AppRoute) -> Vec<String> {
+        vec![
+            self.cookies
+                .clear(&app.cookie_name, &format!("{}/", app.config.prefix)),
+            self.cookies.clear(&self.cookies.names.session_id, "/"),
+        ]
     }
 
     /// What an upstream receives: the same rules for proxied requests and tunnels.
@@ -264,11 +286,12 @@ impl Gateway {
     /// A renewed token goes out with the response, proxied or tunnelled.
     fn add_renewal(&self, response: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
         if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
-            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
-            // A response carrying a fresh token must never sit in a shared cache for others.
-            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-            if self.expose_new_token_header {
-                response.insert_header("X-New-Token", renewed.token.as_str())?;
+            for (name, value) in self.renewal_headers(app, renewed) {
+                if name == "Set-Cookie" {
+                    response.append_header(name, value)?;
+                } else {
+                    response.insert_header(name, value)?;
+                }
             }
         }
         Ok(())
@@ -378,6 +401,29 @@ impl tunnel::Watch for TunnelWatch<'_> {
     }
 }
 
+/// What answers a request the gateway serves itself: the hub, or `/.hubgate/` on an app host.
+enum HubTarget<'a> {
+    Hub(&'a str),
+    AppHost(Arc<routes::AppHost>, &'a str),
+}
+
+/// Every `Cookie` header of a request, as sent.
+fn cookie_headers(req: &pingora::http::RequestHeader) -> Vec<&[u8]> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect()
+}
+
+/// The host a request names: its `Host` header, or the authority of an absolute URI (HTTP/2).
+fn request_host(req: &pingora::http::RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
 fn session_ended_error() -> Box<Error> {
     Error::explain(
         ErrorType::Custom("session ended"),
@@ -420,8 +466,16 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let path = session.req_header().uri.path().to_string();
-        match self.router.resolve(&path) {
-            Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
+        let host = request_host(session.req_header()).map(str::to_string);
+        match self.router.resolve(host.as_deref(), &path) {
+            Route::Hub(endpoint) => self
+                .serve_hub(session, HubTarget::Hub(endpoint), ctx)
+                .await
+                .map(|_| true),
+            Route::HostEndpoint(app_host, endpoint) => self
+                .serve_hub(session, HubTarget::AppHost(app_host, endpoint), ctx)
+                .await
+                .map(|_| true),
             Route::App(app) => {
                 if self.gate_app(session, app, ctx).await? {
                     return Ok(true);
@@ -431,6 +485,12 @@ impl ProxyHttp for Gateway {
                     return Ok(true);
                 }
                 Ok(false)
+            }
+            Route::ForwardAuth(asker) => {
+                let decision = self.forward_auth(session.req_header(), asker, ctx).await;
+                answer::write_with(session, decision.reply, decision.identity)
+                    .await
+                    .map(|_| true)
             }
             Route::AddSlash(location) => {
                 let location = match session.req_header().uri.query() {
@@ -458,6 +518,16 @@ impl ProxyHttp for Gateway {
                 "not_found",
                 "Page not found",
                 "No app lives at this address.",
+            )
+            .await
+            .map(|_| true),
+            Route::UnknownHost => answer::error(
+                session,
+                &self.hub_prefix,
+                404,
+                "unknown_host",
+                "Site not found",
+                "This gateway serves no app under this host name.",
             )
             .await
             .map(|_| true),

@@ -113,17 +113,25 @@ pub fn set_identity_headers(
     let Some(identity) = identity else {
         return Ok(());
     };
+    for (name, value) in identity_values(app, identity) {
+        req.insert_header(name.clone(), value)?;
+    }
+    Ok(())
+}
+
+/// The app's identity headers (those turned on) with their values for `identity`.
+pub fn identity_values<'a>(
+    app: &'a AppRoute,
+    identity: &'a Identity,
+) -> impl Iterator<Item = (&'a bytes::Bytes, &'a str)> {
     let [user, groups, email] = &app.headers.identity;
-    for (name, value) in [
+    [
         (user, identity.user()),
         (groups, identity.groups_joined()),
         (email, identity.email()),
-    ] {
-        if let Some(name) = name {
-            req.insert_header(name.clone(), value)?;
-        }
-    }
-    Ok(())
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.as_ref()?, value)))
 }
 
 /// `forwarded_for` replaces every `X-Forwarded-For` the client sent: it holds only what the

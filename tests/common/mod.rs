@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod oidc;
+pub mod sites;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub struct App {
     pub name: String,
     pub upstreams: Vec<SocketAddr>,
     pub extra: String,
+    /// On its own host (`grafana.localhost`) instead of under `/apps/<name>` on the hub's.
+    pub host: Option<String>,
 }
 
 impl App {
@@ -72,7 +75,14 @@ impl App {
             name: name.into(),
             upstreams: vec![upstream],
             extra: String::new(),
+            host: None,
         }
+    }
+
+    /// The app owns `host` (prefix `/`), like `grafana.example.com`.
+    pub fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.into());
+        self
     }
 
     pub fn with(mut self, extra: &str) -> Self {
@@ -83,6 +93,14 @@ impl App {
 
     fn toml(&self) -> String {
         let upstreams: Vec<String> = self.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+        if let Some(host) = &self.host {
+            return format!(
+                "[[apps]]\nname = \"{}\"\nhost = \"{host}\"\nupstreams = [{}]\n{}\n",
+                self.name,
+                upstreams.join(", "),
+                self.extra
+            );
+        }
         format!(
             "[[apps]]\nname = \"{n}\"\nprefix = \"/apps/{n}\"\nupstreams = [{}]\n{}\n",
             upstreams.join(", "),
@@ -772,6 +790,15 @@ pub async fn assert_carries_nothing_more(socket: &mut WebSocket, after: &str) {
 /// No retry: a tunnel torn down right after its `101` (pingora#946, which hubgate's own tunnel
 /// avoids) fails the test.
 pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocket {
+    open_echoing_websocket_on(url, cookie, None).await
+}
+
+/// [`open_echoing_websocket`] with another `Host` header than the URL's (an app's own host).
+pub async fn open_echoing_websocket_on(
+    url: &str,
+    cookie: Option<&str>,
+    host: Option<&str>,
+) -> WebSocket {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
@@ -780,6 +807,11 @@ pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocke
         request
             .headers_mut()
             .insert("cookie", cookie.parse().expect("cookie header"));
+    }
+    if let Some(host) = host {
+        request
+            .headers_mut()
+            .insert("host", host.parse().expect("host header"));
     }
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
@@ -853,4 +885,24 @@ pub async fn assert_still_serves(gw: &Gateway, app: &str) {
         "the gateway panicked:\n{}",
         gw.log_text()
     );
+}
+
+/// A fenced code block of `doc` (a file under the repository), the one right after the line
+/// `<!-- snippet: NAME -->`: tests run exactly what the documentation shows.
+pub fn doc_snippet(doc: &str, name: &str) -> String {
+    let path = format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let marker = format!("<!-- snippet: {name} -->");
+    let after = text
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in {doc}"))
+        .1;
+    let body = after
+        .split_once("```")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .map(|(_, rest)| rest)
+        .expect("a fenced block after the marker");
+    body.split_once("\n```")
+        .map(|(block, _)| block.to_string())
+        .expect("the fenced block ends")
 }
