@@ -247,3 +247,26 @@ async fn an_upgrade_the_app_refuses_or_cannot_take_gets_an_answer() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_moves_on_past_a_dead_upstream_of_the_pool() {
+    let mut app = App::new("one", upstream("one").await);
+    app.upstreams
+        .insert(0, format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    let gw = Setup::default().app(app).start();
+    let mut browser = gw.browser();
+    let signed_in = browser
+        .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+        .await;
+    assert_eq!(signed_in.status, 303);
+    let authorized = browser.get("/hub/authorize?app=one&next=%2Fhub%2F").await;
+    assert_eq!(authorized.status, 302);
+    let cookie = browser.cookie_header("/apps/one/ws").expect("cookies");
+    let url = format!("ws://127.0.0.1:{}/apps/one/ws", gw.port);
+    // Round-robin starts anywhere in the pool: each upgrade must echo all the same.
+    for n in 0..4 {
+        upgrade_and_echo(&url, &cookie, n)
+            .await
+            .unwrap_or_else(|why| panic!("upgrade {n}: {why}"));
+    }
+}
