@@ -355,3 +355,24 @@ async fn sign_in_failures_count_across_instances() {
         assert!(ttl > 0, "{key} has no expiry ({ttl})");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parallel_burst_over_two_instances_gets_no_more_guesses_than_the_limit() {
+    let redis = Redis::start();
+    let setup = shared_setup(&redis, "")
+        .await
+        .hub("login_max_failures = 3\nlogin_failure_window = \"1m\"\nlogin_lockout = \"1m\"");
+    let (a, b) = (setup.clone().start(), setup.start());
+    // Ten guesses for bob at once, alternating instances, each from its own address.
+    let guesses = (0..10).map(|i| {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let mut guesser = gw.browser_from(&format!("127.0.0.{}", 10 + i));
+        async move { guesser.sign_in_to("bob", "wrong", false, "/").await.status }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    println!("ten parallel guesses over two instances: {checked} checked, {refused} refused");
+    assert_eq!(checked + refused, 10, "{statuses:?}");
+    assert!(checked <= 3, "{checked} guesses were checked: {statuses:?}");
+}
