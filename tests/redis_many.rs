@@ -304,13 +304,18 @@ async fn cached_requests_send_no_command_to_redis() {
     assert_eq!(caused, 0);
 }
 
+/// Two instances sharing `redis` that lock a user or address out after three failures.
+async fn two_instances_locking_after_three(redis: &Redis) -> (Gateway, Gateway) {
+    let setup = shared_setup(redis, "")
+        .await
+        .hub("login_max_failures = 3\nlogin_failure_window = \"1m\"\nlogin_lockout = \"1m\"");
+    (setup.clone().start(), setup.start())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_failures_count_across_instances() {
     let redis = Redis::start();
-    let setup = shared_setup(&redis, "")
-        .await
-        .hub("login_max_failures = 3\nlogin_failure_window = \"1m\"\nlogin_lockout = \"1m\"");
-    let (a, b) = (setup.clone().start(), setup.start());
+    let (a, b) = two_instances_locking_after_three(&redis).await;
     // Three wrong passwords for bob, spread over both instances and three addresses: with a
     // count per instance neither would have reached three.
     for (gw, ip) in [(&a, "127.0.0.2"), (&b, "127.0.0.3"), (&a, "127.0.0.4")] {
@@ -347,4 +352,22 @@ async fn sign_in_failures_count_across_instances() {
         let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap_or(-1);
         assert!(ttl > 0, "{key} has no expiry ({ttl})");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parallel_burst_over_two_instances_gets_no_more_guesses_than_the_limit() {
+    let redis = Redis::start();
+    let (a, b) = two_instances_locking_after_three(&redis).await;
+    // Ten guesses for bob at once, alternating instances, each from its own address.
+    let guesses = (0..10).map(|i| {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let mut guesser = gw.browser_from(&format!("127.0.0.{}", 10 + i));
+        async move { guesser.sign_in_to("bob", "wrong", false, "/").await.status }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    println!("ten parallel guesses over two instances: {checked} checked, {refused} refused");
+    assert_eq!(checked + refused, 10, "{statuses:?}");
+    assert!(checked <= 3, "{checked} guesses were checked: {statuses:?}");
 }

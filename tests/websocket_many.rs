@@ -83,6 +83,23 @@ async fn every_upgrade_echoes() {
     assert!(!gw.log_text().contains("panicked"));
 }
 
+/// The Cookie header for alice's WebSocket to `app`: signed in and authorized at the hub, without
+/// loading the app's page (an upgrade-only upstream has none).
+async fn websocket_cookies(gw: &Gateway, app: &str) -> String {
+    let mut browser = gw.browser();
+    let signed_in = browser
+        .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+        .await;
+    assert_eq!(signed_in.status, 303);
+    let authorized = browser
+        .get(&format!("/hub/authorize?app={app}&next=%2Fhub%2F"))
+        .await;
+    assert_eq!(authorized.status, 302, "{}", authorized.body);
+    browser
+        .cookie_header(&format!("/apps/{app}/ws"))
+        .expect("cookies")
+}
+
 /// An upstream that answers every connection with a `101` at once, before it has read the request
 /// — what a fast app on a busy machine amounts to: its answer is waiting when the proxy first
 /// looks — then echoes every byte after the request head.
@@ -173,15 +190,7 @@ async fn every_upgrade_echoes_even_when_the_upstream_answers_before_reading() {
     let gw = Setup::default()
         .app(App::new("eager", eager_upgrade_upstream().await))
         .start();
-    let mut browser = gw.browser();
-    let signed_in = browser
-        .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-        .await;
-    assert_eq!(signed_in.status, 303);
-    // The app cookie, without a page load (this upstream only speaks upgrades).
-    let authorized = browser.get("/hub/authorize?app=eager&next=%2Fhub%2F").await;
-    assert_eq!(authorized.status, 302, "{}", authorized.body);
-    let cookie = browser.cookie_header("/apps/eager/ws").expect("cookies");
+    let cookie = websocket_cookies(&gw, "eager").await;
     let mut failures = Vec::new();
     for _ in 0..upgrades {
         if let Err(why) = raw_upgrade_echoes(gw.port, &cookie).await {
@@ -246,4 +255,20 @@ async fn an_upgrade_the_app_refuses_or_cannot_take_gets_an_answer() {
         .await,
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_moves_on_past_a_dead_upstream_of_the_pool() {
+    let mut app = App::new("one", upstream("one").await);
+    app.upstreams
+        .insert(0, format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    let gw = Setup::default().app(app).start();
+    let cookie = websocket_cookies(&gw, "one").await;
+    let url = format!("ws://127.0.0.1:{}/apps/one/ws", gw.port);
+    // Round-robin starts anywhere in the pool: each upgrade must echo all the same.
+    for n in 0..4 {
+        upgrade_and_echo(&url, &cookie, n)
+            .await
+            .unwrap_or_else(|why| panic!("upgrade {n}: {why}"));
+    }
 }

@@ -166,7 +166,7 @@ pub struct TokenConfig {
     pub renew_threshold: f64,
     pub renew_min_interval: Duration,
     pub expose_new_token_header: bool,
-    /// The first key signs; every key verifies.
+    /// The first key signs; every one of these verifies (retired keys are not among them).
     pub keys: Vec<SigningKey>,
     /// Keys marked `retired = true`: they only recognise their own tokens, whose sessions end.
     pub retired_keys: Vec<SigningKey>,

@@ -305,26 +305,21 @@ impl Gateway {
         };
         let mut request = session.req_header().clone();
         self.prepare_upstream_request(session, &mut request, ctx)?;
-        let backend = app
-            .upstreams
-            .select(b"", 256)
-            .and_then(|b| b.addr.as_inet().copied());
-        let result = match backend {
-            Some(addr) => {
-                let decorate = |response: &mut ResponseHeader| self.add_renewal(response, ctx);
-                let mut watch = TunnelWatch {
-                    verifier: &self.verifier,
-                    websocket: ctx.websocket.as_ref().map(|ws| WebSocketWatch {
-                        session_id: ws.session_id.clone(),
-                        last_checked: ws.last_checked,
-                    }),
-                };
-                tunnel::serve(session, addr, &request, &decorate, &mut watch).await
-            }
-            None => Err(Error::explain(
-                ErrorType::HTTPStatus(502),
-                "no healthy upstream",
-            )),
+        let candidates: Vec<std::net::SocketAddr> = (0..app.config.upstreams.len())
+            .filter_map(|_| app.upstreams.select(b"", 256))
+            .filter_map(|b| b.addr.as_inet().copied())
+            .collect();
+        let decorate = |response: &mut ResponseHeader| self.add_renewal(response, ctx);
+        let mut watch = TunnelWatch {
+            verifier: &self.verifier,
+            websocket: ctx.websocket.as_ref().map(|ws| WebSocketWatch {
+                session_id: ws.session_id.clone(),
+                last_checked: ws.last_checked,
+            }),
+        };
+        let result = match tunnel::connect(&candidates).await {
+            Ok(conn) => tunnel::serve(session, conn, &request, &decorate, &mut watch).await,
+            Err(e) => Err(e),
         };
         match result {
             Ok(()) => Ok(()),

@@ -38,21 +38,33 @@ pub trait Watch: Send {
     fn may_carry_upstream_data(&mut self) -> bool;
 }
 
-/// Connects to `upstream`, sends `request` and carries the exchange until it ends. `Err` only
-/// before any answer was written (the caller answers 502). `decorate` adds the gateway's own
-/// response headers (a renewed token).
+/// A connection to the first of `upstreams` that accepts (the pool's round-robin order, so a
+/// dead upstream costs one attempt, as for proxied requests).
+pub async fn connect(upstreams: &[std::net::SocketAddr]) -> Result<TcpStream> {
+    let mut last = upstream_error("no healthy upstream");
+    for addr in upstreams {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.set_nodelay(true);
+                return Ok(conn);
+            }
+            Ok(Err(e)) => last = upstream_error(&format!("cannot connect to {addr}: {e}")),
+            Err(_) => last = upstream_error(&format!("connecting to {addr} timed out")),
+        }
+    }
+    Err(last)
+}
+
+/// Sends `request` on `conn` and carries the exchange until it ends. `Err` only before any
+/// answer was written (the caller answers 502). `decorate` adds the gateway's own response
+/// headers (a renewed token).
 pub async fn serve(
     session: &mut Session,
-    upstream: std::net::SocketAddr,
+    mut conn: TcpStream,
     request: &RequestHeader,
     decorate: &(dyn Fn(&mut ResponseHeader) -> Result<()> + Sync),
     watch: &mut dyn Watch,
 ) -> Result<()> {
-    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream))
-        .await
-        .map_err(|_| upstream_error("connecting to the upstream timed out"))?
-        .map_err(|e| upstream_error(&format!("cannot connect to the upstream: {e}")))?;
-    let _ = conn.set_nodelay(true);
     conn.write_all(&request_head(request))
         .await
         .map_err(|e| upstream_error(&format!("cannot send the upgrade request: {e}")))?;

@@ -247,10 +247,13 @@ shutdown_grace = "1s"
         gateway
     }
 
+    /// Until both the proxy and the metrics listener accept: they start as separate services,
+    /// and a test that scrapes first would otherwise meet a refused connection now and then.
     fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let accepts = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if accepts(self.port) && accepts(self.metrics_port) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
