@@ -183,6 +183,19 @@ pub fn error_page(
     .with_header("Cache-Control", "no-store")
 }
 
+/// The 502 page of an app that does not answer (proxied or tunnelled).
+pub async fn app_not_answering(session: &mut Session, hub_prefix: &str) -> Result<()> {
+    error(
+        session,
+        hub_prefix,
+        502,
+        "bad_gateway",
+        "The app is not answering",
+        "The app behind this address did not answer. Please try again shortly.",
+    )
+    .await
+}
+
 pub async fn error(
     session: &mut Session,
     hub_prefix: &str,

@@ -326,15 +326,7 @@ impl Gateway {
             Err(e) => {
                 tracing::warn!(app = %app.config.name, error = %e, "upgrade: the app is not answering");
                 ctx.outcome = "upstream_error";
-                answer::error(
-                    session,
-                    &self.hub_prefix,
-                    502,
-                    "bad_gateway",
-                    "The app is not answering",
-                    "The app behind this address did not answer. Please try again shortly.",
-                )
-                .await
+                answer::app_not_answering(session, &self.hub_prefix).await
             }
         }
     }
@@ -634,15 +626,7 @@ impl ProxyHttp for Gateway {
         };
         if code == 502 || code == 504 {
             ctx.outcome = "upstream_error";
-            let _ = answer::error(
-                session,
-                &self.hub_prefix,
-                502,
-                "bad_gateway",
-                "The app is not answering",
-                "The app behind this address did not answer. Please try again shortly.",
-            )
-            .await;
+            let _ = answer::app_not_answering(session, &self.hub_prefix).await;
         } else if code > 0 && session.response_written().is_none() {
             let _ = session.respond_error(code).await;
         }
