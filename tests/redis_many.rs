@@ -302,3 +302,58 @@ async fn cached_requests_send_no_command_to_redis() {
     println!("Redis commands caused by 200 cached requests: {caused} (before {before:?}, after {after:?})");
     assert_eq!(caused, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_of_the_layout_before_buckets_end_with_a_recorded_reason_on_upgrade() {
+    let redis = Redis::start();
+    let id = hubgate::session::SessionId::generate();
+    let now = hubgate::time::Timestamp::now().0.to_string();
+    let later = (hubgate::time::Timestamp::now().0 + 3_600_000).to_string();
+    let old_session = format!("test:session:{}", id.as_str());
+    for command in [
+        vec![
+            "HSET",
+            &old_session,
+            "user",
+            "alice",
+            "groups",
+            "[]",
+            "email",
+            "",
+        ],
+        vec![
+            "HSET",
+            &old_session,
+            "created_at",
+            &now,
+            "expires_at",
+            &later,
+        ],
+        vec!["HSET", &old_session, "last_seen", &now, "remember_me", "0"],
+        vec!["ZADD", "test:deadlines", &later, id.as_str()],
+        vec!["SADD", "test:user:alice", id.as_str()],
+    ] {
+        assert!(redis.command(&command).is_some_and(|r| !r.starts_with('-')));
+    }
+    let gw = shared_setup(&redis, "").await.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .metric_reaches("hubgate_sessions_ended_total{reason=\"revoked\"}", 1.0)
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+    }
+    let ended = format!("test:{{{}}}:ended:{}", id.bucket(), id.as_str());
+    assert!(redis.command(&["GET", &ended]).unwrap().contains("revoked"));
+    for gone in [old_session.as_str(), "test:deadlines", "test:user:alice"] {
+        assert_eq!(
+            redis.command(&["EXISTS", gone]).unwrap().trim(),
+            ":0",
+            "{gone}"
+        );
+    }
+    let ends = gw.log_events("session_ended");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["fields"]["user"], "alice");
+}

@@ -26,6 +26,18 @@ groups = ["research"]
 email = "bob@example.com"
 "#;
 
+/// A users file of `names`, each with alice's password ([`ALICE_PASSWORD`]).
+pub fn users_toml(names: &[String]) -> String {
+    let hash = USERS
+        .lines()
+        .find_map(|l| l.strip_prefix("password_hash = "))
+        .unwrap_or_default();
+    names
+        .iter()
+        .map(|n| format!("[[users]]\nname = \"{n}\"\npassword_hash = {hash}\ngroups = []\n"))
+        .collect()
+}
+
 /// A port for a child process to listen on. Taken from below Linux's ephemeral range (32768+),
 /// which `bind(…:0)` never hands out, so a port freed here cannot be grabbed by another test's
 /// listener before the gateway binds it; each test process starts at its own offset.
@@ -610,14 +622,21 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(free_port(), &[])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Redis {
         let mut redis = Redis {
             child: None,
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         redis.restart();
         redis
@@ -642,6 +661,7 @@ impl Redis {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -710,12 +730,134 @@ impl Drop for Redis {
     }
 }
 
+/// A private Redis Cluster of three primaries (`redis-server --cluster-enabled yes`, joined with
+/// `redis-cli --cluster create`), stopped when dropped. Slots as `--cluster create` assigns them:
+/// 0–5460, 5461–10922, 10923–16383, in node order.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::start_with(
+                    free_port_with_bus(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cluster.nodes.iter().all(|n| {
+            n.command(&["CLUSTER", "INFO"])
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// The node (index into `nodes`) whose slots hold `slot`.
+    pub fn node_of_slot(slot: u16) -> usize {
+        match slot {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        }
+    }
+
+    /// The node that holds `key`, asked of the cluster itself (`CLUSTER KEYSLOT`).
+    pub fn node_of_key(&self, key: &str) -> usize {
+        let reply = self.nodes[0]
+            .command(&["CLUSTER", "KEYSLOT", key])
+            .unwrap_or_default();
+        let slot = reply.trim().trim_start_matches(':').parse().unwrap_or(0);
+        RedisCluster::node_of_slot(slot)
+    }
+
+    /// Calls per command summed over every node (`INFO commandstats`).
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut total = std::collections::BTreeMap::new();
+        for node in &self.nodes {
+            for (command, calls) in node.command_calls() {
+                *total.entry(command).or_insert(0) += calls;
+            }
+        }
+        total
+    }
+
+    /// Keys on each node (`DBSIZE`).
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.command(&["DBSIZE"])
+                    .and_then(|r| r.trim().trim_start_matches(':').parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+/// A port whose cluster bus port (port + 10000) is free too.
+fn free_port_with_bus() -> u16 {
+    loop {
+        let port = free_port();
+        if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl Setup {
     /// Shares sessions through `redis`, with a fixed signing key so instances agree.
     pub fn with_redis(self, redis: &Redis) -> Self {
         self.session(&format!(
             "store = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"test:\"",
             redis.url()
+        ))
+    }
+}
+
+impl Setup {
+    /// Shares sessions through a Redis Cluster, given its seed nodes.
+    pub fn with_redis_cluster(self, cluster: &RedisCluster) -> Self {
+        let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        self.session(&format!(
+            "store = \"redis\"\nredis_mode = \"cluster\"\nredis_urls = [{}]\nkey_prefix = \"test:\"",
+            urls.join(", ")
         ))
     }
 }

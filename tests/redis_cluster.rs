@@ -1,0 +1,272 @@
+//! Many instances sharing a real three-primary Redis Cluster: sessions valid everywhere, sign-out
+//! and admin revoke effective everywhere at once (sharded pub/sub), the sweeper working on every
+//! primary, cached requests costing no command, and a flushed script cache recovered from.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const ADMIN_TOKEN: &str = "cluster-test-admin-token-0123";
+
+/// Users whose buckets live on each primary, `per_node` of them for each of the three.
+fn users_on_every_node(cluster: &RedisCluster, per_node: usize) -> Vec<String> {
+    let mut found: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for i in 0.. {
+        let name = format!("user{i}");
+        let bucket = hubgate::session::user_bucket(&name);
+        let node = cluster.node_of_key(&format!("test:{{{bucket}}}:x"));
+        if found[node].len() < per_node {
+            found[node].push(name);
+        }
+        if found.iter().all(|f| f.len() == per_node) {
+            break;
+        }
+    }
+    found.concat()
+}
+
+struct Deployment {
+    cluster: RedisCluster,
+    _users: tempfile::TempDir,
+    users: Vec<String>,
+    setup: Setup,
+}
+
+async fn deployment(per_node: usize, extra_session: &str) -> Deployment {
+    let cluster = RedisCluster::start();
+    let users = users_on_every_node(&cluster, per_node);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut names = users.clone();
+    names.push("alice".into());
+    let path = dir.path().join("users.toml");
+    std::fs::write(&path, users_toml(&names)).expect("write users");
+    let setup = Setup::default()
+        .app(App::new("one", upstream("one").await))
+        .with_redis_cluster(&cluster)
+        .session(extra_session)
+        .hub(&format!("users_file = {:?}", path.to_string_lossy()))
+        .tokens(&format!(
+            "[[tokens.keys]]\nid = \"k1\"\nsecret = \"{}\"\n",
+            fixed_key(1)
+        ))
+        .env("HUBGATE_ADMIN_TOKEN", ADMIN_TOKEN);
+    Deployment {
+        cluster,
+        _users: dir,
+        users,
+        setup,
+    }
+}
+
+async fn revoke(gw: &Gateway, body: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(gw.url("/hub/api/admin/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("revoke answered")
+        .json()
+        .await
+        .expect("revoke JSON")
+}
+
+async fn refused_within(browser: &mut Browser, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if browser.get("/apps/one/x").await.status == 401 {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_made_on_a_works_on_b_and_sign_out_on_b_is_refused_on_a_at_once() {
+    let d = deployment(1, "cache_ttl = \"5m\"").await;
+    let (a, b) = (d.setup.clone().start(), d.setup.start());
+    let mut on_a = Browser::signed_in_api(&a, "alice", ALICE_PASSWORD, "one").await;
+    let mut on_b = on_a.on(&b);
+    assert_eq!(
+        on_b.get("/apps/one/x").await.json()["headers"]["x-forwarded-user"],
+        "alice"
+    );
+    // Both instances now hold the verification in their caches.
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    assert!(
+        a.metric_reaches("hubgate_auth_cache_lookups_total{result=\"hit\"}", 1.0)
+            .await
+            >= 1.0
+    );
+
+    let mut sign_out = on_b.on(&b);
+    sign_out.accept = HTML;
+    assert_eq!(sign_out.get("/hub/logout").await.status, 302);
+    let delay = refused_within(&mut on_a, Duration::from_secs(2))
+        .await
+        .expect("instance A refuses the old cookies");
+    println!(
+        "cluster: sign-out on B refused on A after {delay:?} (including one request round trip)"
+    );
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            browser.get("/apps/one/x").await.json()["reason"],
+            "session_revoked"
+        );
+    }
+    assert_eq!(
+        a.metric_reaches("hubgate_revocations_received_total", 1.0)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_revoke_ends_one_users_sessions_and_everyones_on_every_primary() {
+    let d = deployment(2, "cache_ttl = \"5m\"").await;
+    let (a, b) = (d.setup.clone().start(), d.setup.start());
+    let mut everyone = Vec::new();
+    for user in &d.users {
+        let mut browser = Browser::signed_in_api(&a, user, ALICE_PASSWORD, "one").await;
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+        everyone.push(browser.on(&b));
+    }
+    let mut alices = Vec::new();
+    for _ in 0..3 {
+        alices.push(Browser::signed_in_api(&b, "alice", ALICE_PASSWORD, "one").await);
+    }
+    for browser in everyone.iter_mut().chain(alices.iter_mut()) {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200, "cached on B");
+    }
+    let keys = d.cluster.keys_per_node();
+    println!("keys per primary before revoking: {keys:?}");
+    assert!(
+        keys.iter().all(|n| *n > 0),
+        "sessions on every primary: {keys:?}"
+    );
+
+    assert_eq!(
+        revoke(&a, r#"{"user":"alice"}"#).await,
+        serde_json::json!({"revoked": 3})
+    );
+    for alice in &mut alices {
+        assert!(refused_within(alice, Duration::from_secs(2))
+            .await
+            .is_some());
+        assert_eq!(
+            alice.get("/apps/one/x").await.json()["reason"],
+            "session_revoked"
+        );
+    }
+    for browser in &mut everyone {
+        assert_eq!(
+            browser.get("/apps/one/x").await.status,
+            200,
+            "others untouched"
+        );
+    }
+
+    assert_eq!(
+        revoke(&a, r#"{"all":true}"#).await,
+        serde_json::json!({"revoked": d.users.len()})
+    );
+    for browser in &mut everyone {
+        assert!(
+            refused_within(browser, Duration::from_secs(2))
+                .await
+                .is_some(),
+            "refused on B, whose cache held it"
+        );
+    }
+    assert_eq!(
+        b.metric_reaches("hubgate_revocations_received_total", 9.0)
+            .await,
+        9.0
+    );
+    let left: u64 = d.cluster.keys_per_node().iter().sum();
+    let tombstones = d.users.len() as u64 + 3;
+    assert_eq!(left, tombstones, "only the reasons (ended:<id>) are left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweeper_ends_idle_sessions_on_every_primary_with_their_reason() {
+    let d = deployment(1, "idle_timeout = \"2s\"").await;
+    let gw = d.setup.start();
+    for user in &d.users {
+        Browser::signed_in_api(&gw, user, ALICE_PASSWORD, "one").await;
+    }
+    assert!(d.cluster.keys_per_node().iter().all(|n| *n > 0));
+    // No request comes back: only the sweeper can notice (2 s idle, swept every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .metric_reaches("hubgate_sessions_ended_total{reason=\"idle_timeout\"}", 3.0)
+        .await
+        < 3.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sweeper ended them: {}",
+            gw.log_text()
+        );
+    }
+    let mut swept: Vec<String> = gw
+        .log_events("session_ended")
+        .iter()
+        .filter(|e| e["fields"]["reason"] == "idle_timeout" && e["fields"]["app"] == "-")
+        .filter_map(|e| e["fields"]["user"].as_str().map(str::to_string))
+        .collect();
+    swept.sort();
+    let mut expected = d.users.clone();
+    expected.sort();
+    assert_eq!(
+        swept, expected,
+        "one end per session, each on its own primary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_requests_send_no_command_to_any_node_and_a_flushed_script_cache_recovers() {
+    let d = deployment(1, "cache_ttl = \"5m\"\nidle_timeout = \"30m\"").await;
+    let gw = d.setup.start();
+    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
+    assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = d.cluster.command_calls();
+    for _ in 0..200 {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut after = d.cluster.command_calls();
+    // INFO is the test's own; the sweeper's ZRANGEBYSCORE and the cluster client's topology
+    // checks (CLUSTER SLOTS) are not caused by requests.
+    for own in ["info", "zrangebyscore", "cluster|slots", "ping"] {
+        after.remove(own);
+    }
+    let caused: u64 = after
+        .iter()
+        .map(|(cmd, n)| n - before.get(cmd).copied().unwrap_or(0))
+        .sum();
+    println!("cluster: commands caused by 200 cached requests, all nodes: {caused}");
+    assert_eq!(caused, 0, "before {before:?}, after {after:?}");
+
+    for node in &d.cluster.nodes {
+        assert!(node
+            .command(&["SCRIPT", "FLUSH"])
+            .is_some_and(|r| r.contains("OK")));
+    }
+    // Scripts are loaded again where needed: sign-in, sign-out and revocation all still work.
+    let mut fresh = Browser::signed_in_api(&gw, &d.users[0], ALICE_PASSWORD, "one").await;
+    assert_eq!(fresh.get("/apps/one/x").await.status, 200);
+    for node in &d.cluster.nodes {
+        node.command(&["SCRIPT", "FLUSH"]);
+    }
+    let mut out = browser.on(&gw);
+    out.accept = HTML;
+    assert_eq!(out.get("/hub/logout").await.status, 302);
+    assert_eq!(
+        browser.get("/apps/one/x").await.json()["reason"],
+        "session_revoked"
+    );
+}
