@@ -686,24 +686,7 @@ impl Redis {
 
     /// Runs one command with redis-cli-free plain RESP over TCP; returns the raw reply.
     pub fn command(&self, args: &[&str]) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for a in args {
-            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            let n = stream.read(&mut buf).ok()?;
-            reply.extend_from_slice(&buf[..n]);
-            if n == 0 || reply.ends_with(b"\r\n") {
-                break;
-            }
-        }
-        Some(String::from_utf8_lossy(&reply).into_owned())
+        resp_command(self.port, args)
     }
 
     /// Calls per command from `INFO commandstats`, e.g. {"hgetall": 3, "evalsha": 2}.
@@ -730,6 +713,28 @@ impl Drop for Redis {
     }
 }
 
+/// One command in plain RESP over TCP to `127.0.0.1:port`; the raw reply.
+pub fn resp_command(port: u16, args: &[&str]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut request = format!("*{}\r\n", args.len());
+    for a in args {
+        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        reply.extend_from_slice(&buf[..n]);
+        if n == 0 || reply.ends_with(b"\r\n") {
+            break;
+        }
+    }
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
 /// A private Redis Cluster of three primaries (`redis-server --cluster-enabled yes`, joined with
 /// `redis-cli --cluster create`), stopped when dropped. Slots as `--cluster create` assigns them:
 /// 0–5460, 5461–10922, 10923–16383, in node order.
@@ -739,7 +744,12 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let nodes: Vec<Redis> = (0..3)
+        RedisCluster::start_with_replicas(0)
+    }
+
+    /// Three primaries, each with `replicas` replicas (nodes 3.. are the replicas).
+    pub fn start_with_replicas(replicas: usize) -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3 * (1 + replicas))
             .map(|_| {
                 Redis::start_with(
                     free_port_with_bus(),
@@ -761,7 +771,7 @@ impl RedisCluster {
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -769,9 +779,13 @@ impl RedisCluster {
         assert!(created.success(), "redis-cli --cluster create failed");
         let cluster = RedisCluster { nodes };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !cluster.nodes.iter().all(|n| {
+        // Ready when every node agrees the cluster is up and every replica is in sync.
+        while !cluster.nodes.iter().enumerate().all(|(i, n)| {
             n.command(&["CLUSTER", "INFO"])
                 .is_some_and(|info| info.contains("cluster_state:ok"))
+                && (i < 3
+                    || n.command(&["INFO", "replication"])
+                        .is_some_and(|info| info.contains("master_link_status:up")))
         }) {
             assert!(
                 Instant::now() < deadline,
@@ -828,6 +842,128 @@ impl RedisCluster {
                     .unwrap_or(0)
             })
             .collect()
+    }
+}
+
+/// A Sentinel set-up: a primary, its replica and three Sentinels watching it as `mymaster` (down
+/// after 1 s), all stopped when dropped.
+pub struct RedisSentinel {
+    pub primary: Redis,
+    pub replica: Redis,
+    pub sentinel_ports: Vec<u16>,
+    sentinels: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start() -> RedisSentinel {
+        let primary = Redis::start();
+        let replica_port = free_port();
+        let replica = Redis::start_with(
+            replica_port,
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sentinels = Vec::new();
+        let mut sentinel_ports = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.path().join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                    dir.path().display(),
+                    primary.port
+                ),
+            )
+            .expect("write sentinel.conf");
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel");
+            sentinels.push(child);
+            sentinel_ports.push(port);
+        }
+        let set_up = RedisSentinel {
+            primary,
+            replica,
+            sentinel_ports,
+            sentinels,
+            dir,
+        };
+        // Ready once the replica is in sync and every Sentinel knows the replica and the others
+        // (a failover needs a quorum of Sentinels that found each other).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = set_up
+                .replica
+                .command(&["INFO", "replication"])
+                .is_some_and(|i| i.contains("master_link_status:up"));
+            let acquainted = set_up.sentinel_ports.iter().all(|port| {
+                let info =
+                    resp_command(*port, &["SENTINEL", "MASTER", "mymaster"]).unwrap_or_default();
+                let field = |name: &str| {
+                    let lines: Vec<&str> = info.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == name)
+                        .and_then(|i| lines.get(i + 2))
+                        .map(|v| v.to_string())
+                };
+                field("num-other-sentinels").as_deref() == Some("2")
+                    && field("num-slaves").as_deref() == Some("1")
+            });
+            if synced && acquainted {
+                return set_up;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Sentinel set-up did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinel_ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The port Sentinel names as the primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let reply = resp_command(
+            self.sentinel_ports[0],
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+        )?;
+        reply.lines().nth(4)?.trim().parse().ok()
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        for child in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = &self.dir;
+    }
+}
+
+impl Setup {
+    /// Shares sessions through the primary a Sentinel set-up names.
+    pub fn with_redis_sentinel(self, set_up: &RedisSentinel) -> Self {
+        let urls: Vec<String> = set_up.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        self.session(&format!(
+            "store = \"redis\"\nredis_mode = \"sentinel\"\nredis_urls = [{}]\nsentinel_master = \"mymaster\"\nkey_prefix = \"test:\"",
+            urls.join(", ")
+        ))
     }
 }
 
