@@ -270,3 +270,119 @@ async fn cached_requests_send_no_command_to_any_node_and_a_flushed_script_cache_
         "session_revoked"
     );
 }
+
+/// Commands per request since `before`, leaving out what no request causes (the test's INFO, the
+/// sweeper's reads, the cluster client's topology checks).
+fn caused_since(
+    cluster: &RedisCluster,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut after = cluster.command_calls();
+    for own in [
+        "info",
+        "zrangebyscore",
+        "cluster|slots",
+        "ping",
+        "memory|usage",
+    ] {
+        after.remove(own);
+    }
+    after
+        .into_iter()
+        .map(|(cmd, n)| (cmd.clone(), n - before.get(&cmd).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The figures docs/SCALING.md is built on: store commands per cached request, per cache miss, per
+/// sign-in and per sign-out (all nodes, `INFO commandstats`, which also counts the commands a
+/// script runs), and bytes per session (`MEMORY USAGE`).
+#[tokio::test(flavor = "multi_thread")]
+async fn store_commands_and_bytes_per_session_are_measured() {
+    let d = deployment(1, "idle_timeout = \"30m\"").await;
+    let cached = d.setup.clone().session("cache_ttl = \"5m\"").start();
+    let uncached = d.setup.clone().session("cache_ttl = \"0s\"").start();
+    // A first round loads the scripts (a first EVALSHA answers NOSCRIPT, then SCRIPT LOAD runs
+    // on every primary): the figures below are the steady state.
+    let mut warm_up = Browser::signed_in_api(&cached, &d.users[0], ALICE_PASSWORD, "one").await;
+    warm_up.accept = HTML;
+    assert_eq!(warm_up.get("/hub/logout").await.status, 302);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = d.cluster.command_calls();
+    let mut browser = cached.browser();
+    let page = browser
+        .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+        .await;
+    assert_eq!(page.status, 303);
+    let sign_in = caused_since(&d.cluster, &before);
+    let before = d.cluster.command_calls();
+    browser.accept = HTML;
+    let (_, page) = browser.follow("/apps/one/").await;
+    assert_eq!(page.status, 200);
+    let first_open = caused_since(&d.cluster, &before);
+    browser.accept = JSON;
+
+    let before = d.cluster.command_calls();
+    for _ in 0..100 {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    let hits = caused_since(&d.cluster, &before);
+    let mut on_uncached = browser.on(&uncached);
+    assert_eq!(on_uncached.get("/apps/one/x").await.status, 200);
+    let before = d.cluster.command_calls();
+    for _ in 0..100 {
+        assert_eq!(on_uncached.get("/apps/one/x").await.status, 200);
+    }
+    let misses = caused_since(&d.cluster, &before);
+
+    let id = browser
+        .cookie("hubgate-session-id")
+        .expect("session-id cookie")
+        .value;
+    let bucket = hubgate::session::SessionId::parse(&id)
+        .expect("a session id")
+        .bucket();
+    let node = &d.cluster.nodes[d.cluster.node_of_key(&format!("test:{{{bucket}}}:x"))];
+    let bytes = |key: &str| -> u64 {
+        node.command(&["MEMORY", "USAGE", key])
+            .and_then(|r| r.trim().trim_start_matches(':').parse().ok())
+            .unwrap_or(0)
+    };
+    let session_bytes = bytes(&format!("test:{{{bucket}}}:session:{id}"));
+    let user_bytes = bytes(&format!("test:{{{bucket}}}:user:alice"));
+    let deadlines_bytes = bytes(&format!("test:{{{bucket}}}:deadlines"));
+
+    let before = d.cluster.command_calls();
+    let mut out = browser.on(&cached);
+    out.accept = HTML;
+    assert_eq!(out.get("/hub/logout").await.status, 302);
+    let sign_out = caused_since(&d.cluster, &before);
+    let ended_bytes = bytes(&format!("test:{{{bucket}}}:ended:{id}"));
+
+    println!("sign-in (POST /hub/login): {sign_in:?}");
+    println!("first open of an app (authorize + first request): {first_open:?}");
+    println!("100 cached requests: {hits:?}");
+    println!("100 uncached requests (cache_ttl = 0s): {misses:?}");
+    println!("sign-out: {sign_out:?}");
+    println!(
+        "MEMORY USAGE: session hash {session_bytes} B, user set {user_bytes} B, bucket deadlines {deadlines_bytes} B (one entry), tombstone {ended_bytes} B"
+    );
+    assert!(hits.is_empty(), "cached requests cost nothing: {hits:?}");
+    assert_eq!(
+        misses.get("hgetall"),
+        Some(&100),
+        "one lookup per miss: {misses:?}"
+    );
+    assert_eq!(
+        sign_out.get("evalsha"),
+        Some(&1),
+        "one script: {sign_out:?}"
+    );
+    assert_eq!(
+        sign_out.get("spublish"),
+        Some(&1),
+        "one sharded publish: {sign_out:?}"
+    );
+    assert!(session_bytes > 0 && user_bytes > 0 && ended_bytes > 0);
+}
