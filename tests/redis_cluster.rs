@@ -58,69 +58,11 @@ async fn deployment(per_node: usize, extra_session: &str) -> Deployment {
     }
 }
 
-async fn revoke(gw: &Gateway, body: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(gw.url("/hub/api/admin/revoke"))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("revoke answered")
-        .json()
-        .await
-        .expect("revoke JSON")
-}
-
-async fn refused_within(browser: &mut Browser, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if browser.get("/apps/one/x").await.status == 401 {
-            return Some(started.elapsed());
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_made_on_a_works_on_b_and_sign_out_on_b_is_refused_on_a_at_once() {
     let d = deployment(1, "cache_ttl = \"5m\"").await;
     let (a, b) = (d.setup.clone().start(), d.setup.start());
-    let mut on_a = Browser::signed_in_api(&a, "alice", ALICE_PASSWORD, "one").await;
-    let mut on_b = on_a.on(&b);
-    assert_eq!(
-        on_b.get("/apps/one/x").await.json()["headers"]["x-forwarded-user"],
-        "alice"
-    );
-    // Both instances now hold the verification in their caches.
-    for browser in [&mut on_a, &mut on_b] {
-        assert_eq!(browser.get("/apps/one/x").await.status, 200);
-    }
-    assert!(
-        a.metric_reaches("hubgate_auth_cache_lookups_total{result=\"hit\"}", 1.0)
-            .await
-            >= 1.0
-    );
-
-    let mut sign_out = on_b.on(&b);
-    sign_out.accept = HTML;
-    assert_eq!(sign_out.get("/hub/logout").await.status, 302);
-    let delay = refused_within(&mut on_a, Duration::from_secs(2))
-        .await
-        .expect("instance A refuses the old cookies");
-    println!(
-        "cluster: sign-out on B refused on A after {delay:?} (including one request round trip)"
-    );
-    for browser in [&mut on_a, &mut on_b] {
-        assert_eq!(
-            browser.get("/apps/one/x").await.json()["reason"],
-            "session_revoked"
-        );
-    }
-    assert_eq!(
-        a.metric_reaches("hubgate_revocations_received_total", 1.0)
-            .await,
-        1.0
-    );
+    sign_out_on_b_is_refused_on_a_at_once(&a, &b, "cluster").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,7 +90,7 @@ async fn admin_revoke_ends_one_users_sessions_and_everyones_on_every_primary() {
     );
 
     assert_eq!(
-        revoke(&a, r#"{"user":"alice"}"#).await,
+        admin_revoke(&a, ADMIN_TOKEN, r#"{"user":"alice"}"#).await,
         serde_json::json!({"revoked": 3})
     );
     for alice in &mut alices {
@@ -169,7 +111,7 @@ async fn admin_revoke_ends_one_users_sessions_and_everyones_on_every_primary() {
     }
 
     assert_eq!(
-        revoke(&a, r#"{"all":true}"#).await,
+        admin_revoke(&a, ADMIN_TOKEN, r#"{"all":true}"#).await,
         serde_json::json!({"revoked": d.users.len()})
     );
     for browser in &mut everyone {

@@ -149,13 +149,8 @@ impl Link {
                 if let Some(connection) = lock(primary).clone() {
                     return Ok(Connection::Multiplexed(connection));
                 }
-                let client = sentinel
-                    .lock()
-                    .await
-                    .async_get_client()
-                    .await
-                    .map_err(unavailable)?;
-                let connection = client
+                let connection = primary_client(sentinel)
+                    .await?
                     .get_multiplexed_async_connection_with_config(
                         &redis::AsyncConnectionConfig::new()
                             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -185,13 +180,7 @@ impl Link {
         match self {
             Link::Standalone { client, .. } => plain_subscribe(client, &channels).await,
             Link::Sentinel { sentinel, .. } => {
-                let client = sentinel
-                    .lock()
-                    .await
-                    .async_get_client()
-                    .await
-                    .map_err(unavailable)?;
-                plain_subscribe(&client, &channels).await
+                plain_subscribe(&primary_client(sentinel).await?, &channels).await
             }
             Link::Cluster { urls, .. } => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -257,6 +246,18 @@ fn until_lost(heard: impl Stream<Item = Heard> + Send + 'static) -> Messages {
                 })
             }),
     )
+}
+
+/// The primary Sentinel names now.
+async fn primary_client(
+    sentinel: &tokio::sync::Mutex<SentinelClient>,
+) -> Result<redis::Client, StoreError> {
+    sentinel
+        .lock()
+        .await
+        .async_get_client()
+        .await
+        .map_err(unavailable)
 }
 
 async fn plain_subscribe(

@@ -959,9 +959,18 @@ impl Drop for RedisSentinel {
 impl Setup {
     /// Shares sessions through the primary a Sentinel set-up names.
     pub fn with_redis_sentinel(self, set_up: &RedisSentinel) -> Self {
-        let urls: Vec<String> = set_up.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        self.redis_session("sentinel", &set_up.urls(), "sentinel_master = \"mymaster\"")
+    }
+
+    /// Shares sessions through a Redis Cluster, given its seed nodes.
+    pub fn with_redis_cluster(self, cluster: &RedisCluster) -> Self {
+        self.redis_session("cluster", &cluster.urls(), "")
+    }
+
+    fn redis_session(self, mode: &str, urls: &[String], extra: &str) -> Self {
+        let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
         self.session(&format!(
-            "store = \"redis\"\nredis_mode = \"sentinel\"\nredis_urls = [{}]\nsentinel_master = \"mymaster\"\nkey_prefix = \"test:\"",
+            "store = \"redis\"\nredis_mode = \"{mode}\"\nredis_urls = [{}]\nkey_prefix = \"test:\"\n{extra}",
             urls.join(", ")
         ))
     }
@@ -983,17 +992,6 @@ impl Setup {
         self.session(&format!(
             "store = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"test:\"",
             redis.url()
-        ))
-    }
-}
-
-impl Setup {
-    /// Shares sessions through a Redis Cluster, given its seed nodes.
-    pub fn with_redis_cluster(self, cluster: &RedisCluster) -> Self {
-        let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
-        self.session(&format!(
-            "store = \"redis\"\nredis_mode = \"cluster\"\nredis_urls = [{}]\nkey_prefix = \"test:\"",
-            urls.join(", ")
         ))
     }
 }
@@ -1125,5 +1123,75 @@ pub async fn assert_still_serves(gw: &Gateway, app: &str) {
         !gw.log_text().contains("panicked"),
         "the gateway panicked:\n{}",
         gw.log_text()
+    );
+}
+
+/// Polls `/apps/one/x` until it is refused; how long that took, or `None` within `limit`.
+pub async fn refused_within(browser: &mut Browser, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if browser.get("/apps/one/x").await.status == 401 {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+/// `POST /hub/api/admin/revoke` with `body`; the JSON answer.
+pub async fn admin_revoke(gw: &Gateway, token: &str, body: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(gw.url("/hub/api/admin/revoke"))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("revoke answered")
+        .json()
+        .await
+        .expect("revoke JSON")
+}
+
+/// Two instances sharing a store (app "one"): alice signs in on `a`, her session works on `b`,
+/// both cache it; she signs out on `b` and `a` refuses the old cookies at once (the delay is
+/// printed, labelled `store`), with reason `session_revoked` on both, heard as one revocation.
+pub async fn sign_out_on_b_is_refused_on_a_at_once(a: &Gateway, b: &Gateway, store: &str) {
+    let mut on_a = a.browser();
+    on_a.sign_in_and_open("alice", ALICE_PASSWORD, "one").await;
+    on_a.accept = JSON;
+    let mut on_b = on_a.on(b);
+    assert_eq!(
+        on_b.get("/apps/one/x").await.json()["headers"]["x-forwarded-user"],
+        "alice"
+    );
+    // Both instances now hold the verification in their caches.
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    assert!(
+        a.metric_reaches("hubgate_auth_cache_lookups_total{result=\"hit\"}", 2.0)
+            .await
+            >= 2.0
+    );
+
+    let mut sign_out = on_b.on(b);
+    sign_out.accept = HTML;
+    assert_eq!(sign_out.get("/hub/logout").await.status, 302);
+    let delay = refused_within(&mut on_a, Duration::from_secs(2))
+        .await
+        .expect("instance A refuses the old cookies");
+    println!(
+        "{store}: sign-out on B refused on A after {delay:?} (including one request round trip)"
+    );
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            browser.get("/apps/one/x").await.json()["reason"],
+            "session_revoked"
+        );
+    }
+    assert_eq!(
+        a.metric_reaches("hubgate_revocations_received_total", 1.0)
+            .await,
+        1.0
     );
 }
