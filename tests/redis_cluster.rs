@@ -213,6 +213,81 @@ async fn cached_requests_send_no_command_to_any_node_and_a_flushed_script_cache_
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_cluster_outage_is_survived_and_recovered_from_without_restarts() {
+    let mut d = deployment(1, "on_store_error = \"deny\"\ncache_ttl = \"5m\"").await;
+    let (a, b) = (d.setup.clone().start(), d.setup.clone().start());
+    let mut browser = Browser::signed_in_api(&a, "alice", ALICE_PASSWORD, "one").await;
+    assert_eq!(browser.get("/apps/one/x").await.status, 200);
+
+    d.cluster.stop();
+    let ready = browser.get("/hub/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    // deny: once the instance notices it is deaf (bounded here at 2 s), its cache vouches for nothing.
+    let noticed = Instant::now();
+    let during = loop {
+        let started = Instant::now();
+        let page = browser.get("/apps/one/x").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no request hangs"
+        );
+        if page.status != 200 || noticed.elapsed() > Duration::from_secs(2) {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (during.status, during.json()["error"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    let mut newcomer = a.browser();
+    assert_eq!(
+        newcomer
+            .sign_in_to(&d.users[0], ALICE_PASSWORD, false, "/")
+            .await
+            .status,
+        503
+    );
+
+    d.cluster.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for gw in [&a, &b] {
+        let mut probe = gw.browser();
+        probe.accept = JSON;
+        while probe.get("/hub/ready").await.status != 200 {
+            assert!(Instant::now() < deadline, "reconnected to the cluster");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The restarted nodes kept no data: the old session is unknown; signing in works again, and
+    // both instances hear revocations again (each resubscribed by itself).
+    assert_eq!(
+        browser.get("/apps/one/x").await.json()["reason"],
+        "session_revoked"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut on_a = Browser::signed_in_api(&a, &d.users[0], ALICE_PASSWORD, "one").await;
+        let mut on_b = on_a.on(&b);
+        assert_eq!(on_a.get("/apps/one/x").await.status, 200);
+        let mut out = on_a.on(&b);
+        out.accept = HTML;
+        assert_eq!(out.get("/hub/logout").await.status, 302);
+        assert_eq!(on_b.get("/apps/one/x").await.status, 401);
+        assert_eq!(on_a.get("/apps/one/x").await.status, 401);
+        // Heard by A's listener, not only found in the store — once it has resubscribed (it
+        // backs off up to 2 s between attempts).
+        if a.metric_reaches("hubgate_revocations_received_total", 1.0)
+            .await
+            >= 1.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A hears revocations again");
+    }
+}
+
 /// Commands per request since `before`, leaving out what no request causes (the test's INFO, the
 /// sweeper's reads, the cluster client's topology checks).
 fn caused_since(

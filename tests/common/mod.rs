@@ -778,9 +778,33 @@ impl RedisCluster {
             .expect("redis-cli must be installed");
         assert!(created.success(), "redis-cli --cluster create failed");
         let cluster = RedisCluster { nodes };
+        cluster.wait_until_ready();
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Stops every node (an outage of the whole cluster).
+    pub fn stop(&mut self) {
+        self.nodes.iter_mut().for_each(Redis::stop);
+    }
+
+    /// Starts every node again on its port: each remembers the cluster (its nodes.conf), not
+    /// the data.
+    pub fn restart(&mut self) {
+        self.nodes.iter_mut().for_each(Redis::restart);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         // Ready when every node agrees the cluster is up and every replica is in sync.
-        while !cluster.nodes.iter().enumerate().all(|(i, n)| {
+        while !self.nodes.iter().enumerate().all(|(i, n)| {
             n.command(&["CLUSTER", "INFO"])
                 .is_some_and(|info| info.contains("cluster_state:ok"))
                 && (i < 3
@@ -793,14 +817,6 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        cluster
-    }
-
-    pub fn urls(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port))
-            .collect()
     }
 
     /// The node (index into `nodes`) whose slots hold `slot`.
