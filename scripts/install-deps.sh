@@ -11,6 +11,9 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the TLS test makes a certificate
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the tests start their own
+# The forward-auth tests run the documented snippets with real nginx and Caddy in front.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 
 if ((${#missing[@]})); then
   sudo=""

@@ -182,7 +182,8 @@ fn serve(path: &Path, demo: bool) -> ExitCode {
 /// gateway's runtime starts afterwards and owns the main thread).
 fn start_demo_upstreams(config: &Config) -> Result<(), String> {
     let mut listeners = Vec::new();
-    for app in &config.apps {
+    // An app a proxy in front serves (`upstreams = []`) gets no demo upstream.
+    for app in config.apps.iter().filter(|a| !a.upstreams.is_empty()) {
         let addr: SocketAddr = app.upstreams[0].parse().map_err(|_| {
             format!(
                 "apps[{}].upstreams[0]: the demo needs an IP:port upstream",
@@ -236,9 +237,25 @@ fn print_demo_welcome(config: &Config) {
     }
     println!();
     for app in &config.apps {
+        let upstream = app
+            .upstreams
+            .first()
+            .map_or("(served by a proxy in front)", String::as_str);
+        let address = match &app.host {
+            Some(host) => format!(
+                "{}://{host}{}/",
+                if config.server.public_url.https {
+                    "https"
+                } else {
+                    "http"
+                },
+                app.prefix
+            ),
+            None => format!("{url}{}/", app.prefix),
+        };
         println!(
-            "  app {:<10} {url}{}/  → demo upstream on {}",
-            app.name, app.prefix, app.upstreams[0]
+            "  app {:<10} {address}  → demo upstream on {upstream}",
+            app.name
         );
     }
     println!("\n  Sign out: {url}/logout      Stop: Ctrl+C\n");

@@ -38,7 +38,7 @@ pub fn run(config: Config) -> Result<(), String> {
 
     let app_names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&app_names));
-    let keys = Arc::new(KeyRing::new(&config.tokens.keys));
+    let keys = Arc::new(KeyRing::from_config(&config.tokens));
     let cache = Arc::new(VerifyCache::new(
         config.session.cache_ttl,
         config.session.cache_capacity,

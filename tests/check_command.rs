@@ -183,6 +183,58 @@ fn redis_mode_mistakes_are_named_by_their_keys() {
 }
 
 #[test]
+fn two_apps_claiming_one_host_and_prefix_are_refused_and_bad_hosts_named() {
+    let config = r#"
+[server]
+public_url = "http://hub.example.com"
+[[apps]]
+name = "grafana"
+host = "grafana.example.com"
+upstreams = ["127.0.0.1:3000"]
+[[apps]]
+name = "grafana-two"
+host = "Grafana.Example.com"
+prefix = "/"
+upstreams = ["127.0.0.1:3001"]
+[[apps]]
+name = "api"
+host = "grafana.example.com"
+prefix = "/api"
+upstreams = ["127.0.0.1:3002"]
+[[apps]]
+name = "bad"
+host = "https://x.example.com/path"
+upstreams = ["127.0.0.1:3003"]
+[[apps]]
+name = "hub"
+host = "hub.example.com"
+upstreams = ["127.0.0.1:3004"]
+[[apps]]
+name = "fronted"
+prefix = "/apps/fronted"
+upstreams = []
+"#;
+    let (code, stderr) = check_config(config);
+    assert_eq!(code, Some(1));
+    for expected in [
+        "error: apps[1].host: \"grafana.example.com\" with prefix \"/\" is already claimed by app \"grafana\"",
+        "error: apps[3].host: \"https://x.example.com/path\" is not a host name",
+        "error: apps[4].host: \"hub.example.com\" is the hub's host",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    // A second prefix on a host, and an app only a proxy in front serves, are fine.
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        3,
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_or_broken_config_file_is_a_clear_error_not_a_panic() {
     let out = hubgate(&["check", "-c", "/nonexistent/gateway.toml"]);
     assert_eq!(out.status.code(), Some(1));
@@ -264,5 +316,47 @@ upstreams = ["127.0.0.1:3000"]
     assert!(
         stderr.contains("error: hub.users_file: \"\" turns the password form off, and no [[hub.providers]] is configured"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn trusted_proxies_and_retired_keys_are_checked_by_name() {
+    let key = "c2lnbmluZy1rZXktZm9yLXRoZS1jaGVjay10ZXN0LTAx";
+    let config = format!(
+        r#"
+[server]
+trusted_proxies = ["10.0.0.0/8", "10.0.0.0/33", "10.0.0.1/8", "proxy.example", 7]
+[[tokens.keys]]
+id = "old"
+secret = "{key}"
+retired = true
+[[tokens.keys]]
+id = "new"
+secret = "{key}"
+retired = "yes"
+[[apps]]
+name = "a"
+prefix = "/apps/a"
+upstreams = ["127.0.0.1:3000"]
+"#
+    );
+    let (code, stderr) = check_config(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "error: server.trusted_proxies[1]: \"10.0.0.0/33\": the prefix length must be a number from 0 to 32",
+        "error: server.trusted_proxies[2]: \"10.0.0.1/8\" has bits set after the first 8 (did you mean 10.0.0.0/8?)",
+        "error: server.trusted_proxies[3]: \"proxy.example\" is not an address range",
+        "error: server.trusted_proxies[4]: expected a string",
+        "error: tokens.keys[0].retired: the first key signs, so it cannot be retired",
+        "error: tokens.keys[1].retired: expected",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("trusted_proxies[0]"),
+        "10.0.0.0/8 is fine: {stderr}"
     );
 }

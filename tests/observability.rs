@@ -160,3 +160,50 @@ async fn no_log_line_carries_a_token_cookie_value_or_password() {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_refused_at_authorize_is_counted_as_forbidden_under_that_app() {
+    let gw = Setup::default()
+        .app(App::new("one", upstream("one").await))
+        .app(App::new("ops", upstream("ops").await).with("allowed_groups = [\"ops\"]"))
+        .start();
+    let mut bob = gw.browser();
+    assert_eq!(
+        bob.sign_in_to("bob", BOB_PASSWORD, false, "/").await.status,
+        303
+    );
+    let (visited, page) = bob.follow("/apps/ops/").await;
+    assert_eq!(page.status, 403, "{visited:?}");
+    assert!(visited.iter().any(|u| u.contains("/hub/authorize")));
+    for (series, expected) in [
+        (
+            "hubgate_requests_total{app=\"ops\",outcome=\"forbidden\"}",
+            1.0,
+        ),
+        (
+            "hubgate_requests_total{app=\"ops\",outcome=\"redirected\"}",
+            1.0,
+        ),
+        (
+            "hubgate_requests_total{app=\"one\",outcome=\"forbidden\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(
+            gw.metric_reaches(series, expected).await,
+            expected,
+            "{series}"
+        );
+    }
+    // An unknown app name at authorize is no app's series.
+    assert_eq!(bob.get("/hub/authorize?app=nope").await.status, 404);
+    assert!(!String::from_utf8_lossy(
+        &reqwest::get(format!("http://127.0.0.1:{}/metrics", gw.metrics_port))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    )
+    .contains("app=\"nope\""));
+}

@@ -169,9 +169,10 @@ async fn sessions_survive_a_gateway_restart_and_key_rotation_logs_nobody_out() {
     fresh.accept = JSON;
     assert_eq!(rotated.stop(), Some(0));
 
-    // k1 removed: alice's k1 token is refused with key_removed; bob's k2 token still works.
+    // k1 retired: alice's k1 token is refused with key_removed (its signature still verifies, so
+    // it is known to be ours); bob's k2 token still works.
     let mut removed_setup = base;
-    removed_setup.tokens = keys(&[("k2", 2)]);
+    removed_setup.tokens = format!("{}retired = true\n", keys(&[("k2", 2), ("k1", 1)]));
     let removed = removed_setup.start();
     let mut alice = on_rotated.on(&removed);
     let page = alice.get("/apps/one/x").await;
@@ -297,4 +298,72 @@ async fn sessions_of_the_layout_before_buckets_end_with_a_recorded_reason_on_upg
     let ends = gw.log_events("session_ended");
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["fields"]["user"], "alice");
+}
+
+/// Two instances sharing `redis` that lock a user or address out after three failures.
+async fn two_instances_locking_after_three(redis: &Redis) -> (Gateway, Gateway) {
+    let setup = shared_setup(redis, "")
+        .await
+        .hub("login_max_failures = 3\nlogin_failure_window = \"1m\"\nlogin_lockout = \"1m\"");
+    (setup.clone().start(), setup.start())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_failures_count_across_instances() {
+    let redis = Redis::start();
+    let (a, b) = two_instances_locking_after_three(&redis).await;
+    // Three wrong passwords for bob, spread over both instances and three addresses: with a
+    // count per instance neither would have reached three.
+    for (gw, ip) in [(&a, "127.0.0.2"), (&b, "127.0.0.3"), (&a, "127.0.0.4")] {
+        let mut guesser = gw.browser_from(ip);
+        assert_eq!(
+            guesser.sign_in_to("bob", "wrong", false, "/").await.status,
+            401
+        );
+    }
+    for gw in [&a, &b] {
+        let mut bob = gw.browser_from("127.0.0.5");
+        let page = bob.sign_in_to("bob", BOB_PASSWORD, false, "/").await;
+        assert_eq!(page.status, 429, "{}", page.body);
+        assert!(page.header("retry-after").is_some());
+    }
+    // Other users and addresses are not affected, on either instance.
+    for gw in [&a, &b] {
+        let mut alice = gw.browser_from("127.0.0.6");
+        assert_eq!(
+            alice
+                .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+                .await
+                .status,
+            303
+        );
+    }
+    // The counts live in expiring keys: nothing is kept without a time limit.
+    let keys = redis
+        .command(&["KEYS", "test:{lockout}:*"])
+        .unwrap_or_default();
+    assert!(keys.contains("bob"), "{keys}");
+    for key in keys.lines().filter(|l| l.starts_with("test:{lockout}:")) {
+        let ttl = redis.command(&["PTTL", key]).unwrap_or_default();
+        let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap_or(-1);
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parallel_burst_over_two_instances_gets_no_more_guesses_than_the_limit() {
+    let redis = Redis::start();
+    let (a, b) = two_instances_locking_after_three(&redis).await;
+    // Ten guesses for bob at once, alternating instances, each from its own address.
+    let guesses = (0..10).map(|i| {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let mut guesser = gw.browser_from(&format!("127.0.0.{}", 10 + i));
+        async move { guesser.sign_in_to("bob", "wrong", false, "/").await.status }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    println!("ten parallel guesses over two instances: {checked} checked, {refused} refused");
+    assert_eq!(checked + refused, 10, "{statuses:?}");
+    assert!(checked <= 3, "{checked} guesses were checked: {statuses:?}");
 }

@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use hubgate::auth::tokens::{unverified_session_id, AppClaims, KeyRing};
+use hubgate::auth::tokens::{AppClaims, KeyRing};
 use hubgate::config::SigningKey;
 use libfuzzer_sys::fuzz_target;
 
@@ -47,8 +47,5 @@ fuzz_target!(|data: &[u8]| {
             };
             assert_eq!(claims, signed, "accepted claims nobody signed: {token:?}");
         }
-    }
-    if let Some(id) = unverified_session_id(token) {
-        assert_eq!(id.as_str().len(), 43);
     }
 });

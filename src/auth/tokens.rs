@@ -1,16 +1,17 @@
 //! App tokens: HS256 JWTs, one per app, keyed by the configured key ring. The first key signs;
-//! every key verifies, so a new first key logs nobody out and a removed key is recognised.
+//! every key verifies, so a new first key logs nobody out. A retired key (`retired = true`) no
+//! longer admits anything, but still checks signatures, so that a token it really signed is
+//! recognised and its session ended with `key_removed` — and a token that merely names its `kid`
+//! is a forgery like any other.
 
 use std::collections::HashMap;
 
-use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::config::SigningKey;
-use crate::session::SessionId;
+use crate::config::{SigningKey, TokenConfig};
 
 /// Tokens this gateway signs are a few hundred bytes. Anything far longer is refused before any
 /// base64 or JSON work, so a hostile cookie costs nothing to turn away.
@@ -28,20 +29,25 @@ pub struct AppClaims {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("not a token this gateway issued (malformed, bad signature or wrong algorithm)")]
+    /// Also a `kid` no configured key has: anyone can write one, so it proves nothing.
+    #[error("not a token this gateway issued (malformed, bad signature, wrong algorithm or unknown key)")]
     Invalid,
     #[error("issued for another app")]
     WrongAudience,
-    #[error("signed by a key that is no longer configured")]
-    KeyRemoved,
+    /// Verified, signature and audience, by a retired key: its claims can be trusted to name the
+    /// session it was issued for, which ends.
+    #[error("signed by a retired key")]
+    KeyRemoved(Box<AppClaims>),
 }
 
 pub struct KeyRing {
     signing_id: String,
     signing: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
+    /// Retired keys: they verify only to recognise their own tokens, which are then refused.
+    retired: HashMap<String, DecodingKey>,
     /// Keys for the hub-login cookie, derived from each signing key in the same order.
     hub_cookie_keys: Vec<cookie::Key>,
 }
@@ -56,14 +62,26 @@ pub fn random_secret() -> Vec<u8> {
 impl KeyRing {
     /// `keys` is never empty: the config makes a random key when none is configured.
     pub fn new(keys: &[SigningKey]) -> Self {
+        Self::with_retired(keys, &[])
+    }
+
+    pub fn from_config(tokens: &TokenConfig) -> Self {
+        Self::with_retired(&tokens.keys, &tokens.retired_keys)
+    }
+
+    /// `retired` keys never sign, never admit, and never open a hub-login cookie.
+    pub fn with_retired(keys: &[SigningKey], retired: &[SigningKey]) -> Self {
         let first = &keys[0];
+        let decoding = |keys: &[SigningKey]| {
+            keys.iter()
+                .map(|k| (k.id.clone(), DecodingKey::from_secret(&k.secret)))
+                .collect()
+        };
         KeyRing {
             signing_id: first.id.clone(),
             signing: EncodingKey::from_secret(&first.secret),
-            verifying: keys
-                .iter()
-                .map(|k| (k.id.clone(), DecodingKey::from_secret(&k.secret)))
-                .collect(),
+            verifying: decoding(keys),
+            retired: decoding(retired),
             // HKDF from each signing key: rotating [[tokens.keys]] rotates these too.
             hub_cookie_keys: keys
                 .iter()
@@ -83,8 +101,8 @@ impl KeyRing {
     /// the caller: an expired token of a live session is renewed, not refused.
     ///
     /// The algorithm is fixed to HS256 whatever the header says (`alg: none` and algorithm
-    /// confusion are refused), and a `kid` no key has is `KeyRemoved`: a removed key and one that
-    /// never existed look the same from here (docs/SECURITY.md says why that is acceptable).
+    /// confusion are refused). A `kid` no key has is `Invalid`, and so is a retired key's `kid`
+    /// over a signature that key did not make: only what a key really signed may change state.
     pub fn verify(&self, token: &str, app: &str) -> Result<AppClaims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
@@ -94,19 +112,11 @@ impl KeyRing {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.ok_or(TokenError::Invalid)?;
-        let key = self.verifying.get(&kid).ok_or(TokenError::KeyRemoved)?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.validate_exp = false;
-        validation.leeway = 0;
-        validation.set_audience(&[app]);
-        validation.set_required_spec_claims(&["sub", "aud", "exp"]);
-        match jsonwebtoken::decode::<AppClaims>(token, key, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::InvalidAudience) => {
-                Err(TokenError::WrongAudience)
-            }
-            Err(_) => Err(TokenError::Invalid),
+        if let Some(key) = self.verifying.get(&kid) {
+            return decode(token, key, app);
         }
+        let key = self.retired.get(&kid).ok_or(TokenError::Invalid)?;
+        Err(TokenError::KeyRemoved(Box::new(decode(token, key, app)?)))
     }
 
     pub fn hub_cookie_keys(&self) -> &[cookie::Key] {
@@ -114,23 +124,24 @@ impl KeyRing {
     }
 }
 
-/// The `sid` claim of a token whose signature cannot be checked (its key was removed). Only ever
-/// compared with the session-id cookie of the same request, never trusted on its own.
-pub fn unverified_session_id(token: &str) -> Option<SessionId> {
-    if token.len() > MAX_TOKEN_LEN {
-        return None;
+/// Signature by `key`, audience `app`, and the claims' shape; expiry is the caller's.
+fn decode(token: &str, key: &DecodingKey, app: &str) -> Result<AppClaims, TokenError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    validation.set_audience(&[app]);
+    validation.set_required_spec_claims(&["sub", "aud", "exp"]);
+    match jsonwebtoken::decode::<AppClaims>(token, key, &validation) {
+        Ok(data) => Ok(data.claims),
+        Err(e) if matches!(e.kind(), ErrorKind::InvalidAudience) => Err(TokenError::WrongAudience),
+        Err(_) => Err(TokenError::Invalid),
     }
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    SessionId::parse(value.get("sid")?.as_str()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn key(id: &str, byte: u8) -> SigningKey {
         SigningKey {
@@ -162,15 +173,27 @@ mod tests {
     }
 
     #[test]
-    fn rotation_keeps_old_tokens_until_their_key_is_removed() {
+    fn rotation_keeps_old_tokens_until_their_key_is_retired() {
         let old = KeyRing::new(&[key("k1", 1)]).sign(&claims("a"));
         let rotated = KeyRing::new(&[key("k2", 2), key("k1", 1)]);
         assert!(rotated.verify(&old, "a").is_ok());
         let fresh = rotated.sign(&claims("a"));
         assert!(fresh.len() > 20);
+        let retired = KeyRing::with_retired(&[key("k2", 2)], &[key("k1", 1)]);
+        assert_eq!(
+            retired.verify(&old, "a"),
+            Err(TokenError::KeyRemoved(Box::new(claims("a"))))
+        );
+        assert_eq!(retired.verify(&old, "b"), Err(TokenError::WrongAudience));
+        assert!(retired.verify(&fresh, "a").is_ok());
+        // The retired kid over a signature it did not make is a forgery; once the key is gone
+        // from the config altogether, its tokens are unverifiable, so invalid too.
+        let forged = KeyRing::new(&[key("k1", 9)]).sign(&claims("a"));
+        assert_eq!(retired.verify(&forged, "a"), Err(TokenError::Invalid));
         let removed = KeyRing::new(&[key("k2", 2)]);
-        assert_eq!(removed.verify(&old, "a"), Err(TokenError::KeyRemoved));
-        assert!(removed.verify(&fresh, "a").is_ok());
+        assert_eq!(removed.verify(&old, "a"), Err(TokenError::Invalid));
+        // Nor does a retired key open hub-login cookies: only the active keys are used there.
+        assert_eq!(retired.hub_cookie_keys().len(), 1);
     }
 
     #[test]
@@ -230,11 +253,11 @@ mod tests {
             ring.verify(&format!("{no_kid}.{body}.{}", parts[2]), "a"),
             Err(TokenError::Invalid)
         );
-        // An unknown kid is indistinguishable from a removed one.
+        // An unknown kid proves nothing: anyone can write one.
         let unknown = b64(r#"{"alg":"HS256","typ":"JWT","kid":"nope"}"#);
         assert_eq!(
             ring.verify(&format!("{unknown}.{body}.{}", parts[2]), "a"),
-            Err(TokenError::KeyRemoved)
+            Err(TokenError::Invalid)
         );
         // Padded base64, whitespace, extra segments, a huge token: all refused, none panics.
         for bad in [
@@ -276,20 +299,6 @@ mod tests {
         ] {
             let token = jsonwebtoken::encode(&header, &body, &secret).unwrap();
             assert_eq!(ring.verify(&token, "a"), Err(TokenError::Invalid), "{body}");
-        }
-    }
-
-    #[test]
-    fn reads_the_sid_of_an_unverifiable_token() {
-        let id = SessionId::generate();
-        let token = format!(
-            "{}.{}.sig",
-            b64("{}"),
-            b64(format!("{{\"sid\":\"{}\"}}", id.as_str()))
-        );
-        assert_eq!(unverified_session_id(&token), Some(id));
-        for junk in ["garbage", "a.b.c", "a..c", "", ".", "a.e30.c"] {
-            assert_eq!(unverified_session_id(junk), None, "{junk}");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::cache::{grant_digest, CacheLookup, CachedSession, GrantDigest, VerifyCache};
 use super::cookies::Found;
-use super::tokens::{unverified_session_id, AppClaims, KeyRing, TokenError};
+use super::tokens::{AppClaims, KeyRing, TokenError};
 use super::Identity;
 use crate::config::{Config, OnStoreError, TokenConfig};
 use crate::metrics::Metrics;
@@ -236,8 +236,8 @@ impl Verifier {
     ) -> Verdict {
         let claims = match self.keys.verify(token, req.app) {
             Ok(claims) => claims,
-            Err(TokenError::KeyRemoved) => {
-                self.end_session_of_removed_key(token, req, now).await;
+            Err(TokenError::KeyRemoved(claims)) => {
+                self.end_session_of_retired_key(&claims, req, now).await;
                 return refuse(Reason::KeyRemoved);
             }
             Err(TokenError::Invalid | TokenError::WrongAudience) => {
@@ -374,15 +374,24 @@ impl Verifier {
         });
     }
 
-    /// A token signed by a key that was removed from the config: its session cannot be trusted
-    /// any more (its hub-login cookie was sealed with the same key), so it ends with `key_removed`.
-    async fn end_session_of_removed_key(&self, token: &str, req: &AppRequest<'_>, now: Timestamp) {
-        let Some(id) = unverified_session_id(token) else {
-            return;
-        };
-        if req.session_id.value() != Some(id.as_str()) {
+    /// A token its retired key really signed (the signature verified): its session cannot be
+    /// trusted any more (its hub-login cookie was sealed with the same key), so it ends with
+    /// `key_removed` — when the request also carries that session's id cookie. A token whose
+    /// signature cannot be checked never gets here: unverifiable input changes nothing.
+    async fn end_session_of_retired_key(
+        &self,
+        claims: &AppClaims,
+        req: &AppRequest<'_>,
+        now: Timestamp,
+    ) {
+        if claims.iat > now.as_secs() + MAX_CLOCK_SKEW_SECS
+            || req.session_id.value() != Some(claims.sid.as_str())
+        {
             return;
         }
+        let Some(id) = SessionId::parse(&claims.sid) else {
+            return;
+        };
         let noticed = Noticed {
             app: Some(req.app),
             path: Some(req.path),

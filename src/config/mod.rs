@@ -3,7 +3,9 @@
 //! Parsing and validation stay here; the rest of the program sees only [`Config`], whose durations
 //! are parsed, paths resolved, secrets loaded and names checked.
 
+mod cidr;
 mod duration;
+mod hosts;
 mod model;
 mod parse;
 mod providers;
@@ -13,7 +15,9 @@ mod users;
 use std::fmt;
 use std::path::Path;
 
+pub use cidr::{canonical_ip, Cidr};
 pub use duration::parse_duration;
+pub use hosts::HostName;
 pub use model::*;
 pub use users::{User, Users};
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Users;
+use super::{Cidr, Users};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub threads: usize,
     pub shutdown_grace: Duration,
     pub tls: Option<TlsConfig>,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers); empty: nobody's.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +178,10 @@ pub struct TokenConfig {
     pub renew_threshold: f64,
     pub renew_min_interval: Duration,
     pub expose_new_token_header: bool,
-    /// The first key signs; every key verifies.
+    /// The first key signs; every one of these verifies (retired keys are not among them).
     pub keys: Vec<SigningKey>,
+    /// Keys marked `retired = true`: they only recognise their own tokens, whose sessions end.
+    pub retired_keys: Vec<SigningKey>,
     /// True when no key was configured and a random one was made at start.
     pub keys_generated: bool,
 }
@@ -215,7 +219,11 @@ impl IdentityHeaders {
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub name: String,
-    /// Path prefix without a trailing slash (`/apps/grafana`).
+    /// The host this app lives on (`grafana.example.com`, lowercase, perhaps with `:port`);
+    /// `None`: the hub's host, under `prefix`.
+    pub host: Option<String>,
+    /// Path prefix without a trailing slash (`/apps/grafana`); `""` for an app that owns its
+    /// whole host, so `format!("{prefix}/")` is the cookie path either way.
     pub prefix: String,
     pub upstreams: Vec<String>,
     pub strip_prefix: bool,

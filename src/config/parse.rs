@@ -37,7 +37,7 @@ pub(crate) fn parse_config(
     let session = read_session(&mut root.table("session"));
     let cookies = read_cookies(&mut root.table("cookies"), &server);
     let tokens = read_tokens(&mut root.table("tokens"), env, &session, &mut warnings);
-    let apps = read_apps(&mut root, &hub);
+    let apps = read_apps(&mut root, &hub, &server);
     root.finish();
     let users = match &hub.users_file {
         Some(path) => load_users(path, &problems),
@@ -104,6 +104,16 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         t.finish();
         TlsConfig { cert, key }
     });
+    let trusted_proxies = s
+        .string_list("trusted_proxies")
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            Cidr::parse(text)
+                .map_err(|why| s.report(&format!("trusted_proxies[{i}]"), why))
+                .ok()
+        })
+        .collect();
     s.take_finish();
     ServerConfig {
         listen,
@@ -112,6 +122,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         threads,
         shutdown_grace,
         tls,
+        trusted_proxies,
     }
 }
 
@@ -287,10 +298,11 @@ fn read_tokens(
     let renew_min_interval = s.duration("renew_min_interval", MINUTE);
     let expose_new_token_header = s.bool("expose_new_token_header", false);
     let mut keys: Vec<SigningKey> = Vec::new();
+    let mut retired_keys: Vec<SigningKey> = Vec::new();
     let entries = s.array_of_tables("keys");
     // Keys were configured (even if some are wrong, which is reported on its own): none is made up.
     let keys_generated = entries.is_empty();
-    for mut k in entries {
+    for (i, mut k) in entries.into_iter().enumerate() {
         let id = k.string("id", "");
         if id.is_empty()
             || !id
@@ -301,13 +313,29 @@ fn read_tokens(
                 "id",
                 format!("{id:?} is not a key id (letters, digits, '-', '_', '.')"),
             );
-        } else if keys.iter().any(|existing| existing.id == id) {
+        } else if keys
+            .iter()
+            .chain(&retired_keys)
+            .any(|existing| existing.id == id)
+        {
             k.report("id", format!("key id {id:?} appears twice"));
         }
         let secret = read_key_secret(&mut k, env);
+        let retired = k.bool("retired", false);
+        if retired && i == 0 {
+            k.report(
+                "retired",
+                "the first key signs, so it cannot be retired: put the new key first",
+            );
+        }
         k.finish();
         if let Some(secret) = secret {
-            keys.push(SigningKey { id, secret });
+            let key = SigningKey { id, secret };
+            if retired {
+                retired_keys.push(key);
+            } else {
+                keys.push(key);
+            }
         }
     }
     if keys_generated {
@@ -333,6 +361,7 @@ fn read_tokens(
         renew_min_interval,
         expose_new_token_header,
         keys,
+        retired_keys,
         keys_generated,
     }
 }
@@ -439,7 +468,7 @@ fn read_cookies(s: &mut Section, server: &ServerConfig) -> CookieConfig {
     }
 }
 
-fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
+fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<AppConfig> {
     if !root.has("apps") {
         root.report("apps", "at least one [[apps]] is required");
         return Vec::new();
@@ -455,8 +484,16 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
         } else if apps.iter().any(|other| other.name == name) {
             a.report("name", format!("app name {name:?} appears twice"));
         }
-        let prefix = a.string("prefix", "");
-        if let Err(why) = check_path_prefix(&prefix) {
+        let host_given = a.has("host");
+        let host = super::hosts::read_app_host(&mut a, server);
+        let prefix = match host_given {
+            true => super::hosts::read_host_prefix(&mut a),
+            false => a.string("prefix", ""),
+        };
+        if host_given {
+            // A bad `host` was reported already; its prefix means nothing without it.
+            super::hosts::check_host_claim(&a, host.as_deref(), &prefix, &apps);
+        } else if let Err(why) = check_path_prefix(&prefix) {
             a.report("prefix", why);
         } else if path_is_under(&prefix, &hub.prefix)
             || path_is_under(&hub.prefix, &prefix)
@@ -469,10 +506,12 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
                     hub.prefix
                 ),
             );
-        } else if let Some(other) = apps
-            .iter()
-            .find(|o| path_is_under(&prefix, &o.prefix) || path_is_under(&o.prefix, &prefix))
-        {
+        } else if let Some(other) = apps.iter().find(|o| {
+            // (An app whose `host` was refused has no prefix; it was reported already.)
+            o.host.is_none()
+                && !o.prefix.is_empty()
+                && (path_is_under(&prefix, &o.prefix) || path_is_under(&o.prefix, &prefix))
+        }) {
             a.report(
                 "prefix",
                 format!(
@@ -481,13 +520,8 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
                 ),
             );
         }
+        // `upstreams = []`: a proxy in front forwards, hubgate only decides (forward auth).
         let upstreams = a.string_list("upstreams");
-        if upstreams.is_empty() {
-            a.report(
-                "upstreams",
-                "at least one upstream (\"host:port\") is required",
-            );
-        }
         for (i, u) in upstreams.iter().enumerate() {
             if let Err(why) = check_upstream(u) {
                 a.report(&format!("upstreams[{i}]"), why);
@@ -503,6 +537,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig) -> Vec<AppConfig> {
         a.finish();
         apps.push(AppConfig {
             name,
+            host,
             prefix,
             upstreams,
             strip_prefix,
@@ -550,7 +585,7 @@ pub(super) fn is_lowercase_name(name: &str) -> bool {
 }
 
 /// A path prefix for routing: starts with `/`, no trailing `/`, no dot segments or odd characters.
-fn check_path_prefix(prefix: &str) -> Result<(), String> {
+pub(super) fn check_path_prefix(prefix: &str) -> Result<(), String> {
     if !prefix.starts_with('/') || prefix.len() < 2 {
         return Err(format!(
             "{prefix:?} must be a path like \"/apps/name\" (starting with '/', not '/' alone)"

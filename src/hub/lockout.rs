@@ -4,11 +4,16 @@
 //! Attempts still being checked count too: a password check takes tens of milliseconds, and
 //! without counting those in flight, a burst of parallel guesses would all pass the lock check
 //! before the first failure is recorded (the classic race that turns "5 tries" into "500").
+//!
+//! With the memory store the counts live in this process; with the Redis store in Redis
+//! ([`super::lockout_redis`]), so that N instances do not allow N times the guesses.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::lockout_redis::SharedCounts;
+use crate::config::{HubConfig, SessionConfig, StoreKind};
 use crate::time::Timestamp;
 
 /// Entries kept before stale ones are pruned, so a flood of random user names cannot grow memory
@@ -19,18 +24,76 @@ const PRUNE_ABOVE: usize = 10_000;
 /// are still being checked: try again as soon as they are done.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
-struct Failures {
-    recent: VecDeque<Timestamp>,
-    locked_until: Option<Timestamp>,
-    in_flight: usize,
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_failures: usize,
+    pub window: Duration,
+    pub lockout: Duration,
 }
 
-pub struct Lockout {
-    max_failures: usize,
-    window: Duration,
-    lockout: Duration,
-    by_key: Mutex<HashMap<String, Failures>>,
+/// Why an attempt may not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Locked out, or too many attempts in flight: try again after this long.
+    Wait(Duration),
+    /// The shared counts cannot be read: no attempt is allowed without them.
+    StoreUnavailable,
+}
+
+pub enum Lockout {
+    InProcess(InProcess),
+    Shared {
+        limits: Limits,
+        counts: Arc<SharedCounts>,
+    },
+}
+
+impl Lockout {
+    pub fn new(hub: &HubConfig, session: &SessionConfig) -> Self {
+        let limits = Limits {
+            max_failures: hub.login_max_failures as usize,
+            window: hub.login_failure_window,
+            lockout: hub.login_lockout,
+        };
+        match session.store {
+            StoreKind::Memory => Lockout::InProcess(InProcess::new(limits)),
+            StoreKind::Redis => Lockout::Shared {
+                limits,
+                counts: Arc::new(SharedCounts::new(session)),
+            },
+        }
+    }
+
+    /// Starts an attempt for `keys`, or says why not: one of them is locked, or the failures in
+    /// the window plus the attempts in flight already reach the limit. Check and reservation are
+    /// one step (under one lock, or one script), so parallel requests cannot slip between them.
+    pub async fn begin(&self, keys: &[&str], now: Timestamp) -> Result<Attempt<'_>, Refused> {
+        match self {
+            Lockout::InProcess(counts) => counts.begin(keys, now).map_err(Refused::Wait)?,
+            Lockout::Shared { limits, counts } => {
+                match counts.run("begin", &owned(keys), now, limits).await {
+                    Ok(0) => {}
+                    Ok(wait) if wait < 0 => return Err(Refused::Wait(BUSY_RETRY)),
+                    Ok(wait) => {
+                        return Err(Refused::Wait(Duration::from_millis(wait.unsigned_abs())))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sign-in lockout counts unreachable");
+                        return Err(Refused::StoreUnavailable);
+                    }
+                }
+            }
+        }
+        Ok(Attempt {
+            lockout: self,
+            keys: owned(keys),
+            open: true,
+        })
+    }
+}
+
+fn owned(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| k.to_string()).collect()
 }
 
 /// One sign-in attempt between its lock check and its outcome. Dropping it without an outcome
@@ -38,41 +101,91 @@ pub struct Lockout {
 pub struct Attempt<'a> {
     lockout: &'a Lockout,
     keys: Vec<String>,
+    open: bool,
 }
 
 impl Attempt<'_> {
-    pub fn failed(self, now: Timestamp) {
-        let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
-        self.lockout.record_failure(&keys, now);
+    pub async fn failed(mut self, now: Timestamp) {
+        self.open = false;
+        match self.lockout {
+            Lockout::InProcess(counts) => {
+                let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+                counts.record_failure(&keys, now);
+                counts.release(&keys);
+            }
+            Lockout::Shared { limits, counts } => {
+                if let Err(e) = counts.run("fail", &self.keys, now, limits).await {
+                    tracing::warn!(error = %e, "a failed sign-in could not be counted");
+                }
+            }
+        }
     }
 
     /// A correct password clears the failures of `user_key` only: the address keeps its count, so
     /// an attacker with one valid account cannot reset the count of the address they guess from.
-    pub fn succeeded(self, user_key: &str) {
-        self.lockout.record_success(user_key);
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        let mut entries = self.lockout.entries();
-        for key in &self.keys {
-            if let Some(f) = entries.get_mut(key) {
-                f.in_flight = f.in_flight.saturating_sub(1);
-                if f.in_flight == 0 && f.recent.is_empty() && f.locked_until.is_none() {
-                    entries.remove(key);
+    pub async fn succeeded(mut self, user_key: &str, now: Timestamp) {
+        self.open = false;
+        match self.lockout {
+            Lockout::InProcess(counts) => {
+                counts.record_success(user_key);
+                let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+                counts.release(&keys);
+            }
+            Lockout::Shared { limits, counts } => {
+                // The script clears the first key's failures.
+                let mut keys = vec![user_key.to_string()];
+                keys.extend(self.keys.iter().filter(|k| *k != user_key).cloned());
+                if let Err(e) = counts.run("success", &keys, now, limits).await {
+                    tracing::warn!(error = %e, "a sign-in's place could not be given back");
                 }
             }
         }
     }
 }
 
-impl Lockout {
-    pub fn new(max_failures: u32, window: Duration, lockout: Duration) -> Self {
-        Lockout {
-            max_failures: max_failures as usize,
-            window,
-            lockout,
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        match self.lockout {
+            Lockout::InProcess(counts) => {
+                let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+                counts.release(&keys);
+            }
+            Lockout::Shared { limits, counts } => {
+                // Given back in the background; if even that fails, the place expires.
+                let (limits, counts, keys) =
+                    (*limits, counts.clone(), std::mem::take(&mut self.keys));
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let _ = counts
+                            .run("release", &keys, Timestamp::now(), &limits)
+                            .await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Failures {
+    recent: VecDeque<Timestamp>,
+    locked_until: Option<Timestamp>,
+    in_flight: usize,
+}
+
+/// The counts of this process alone (the memory store: one instance).
+pub struct InProcess {
+    limits: Limits,
+    by_key: Mutex<HashMap<String, Failures>>,
+}
+
+impl InProcess {
+    fn new(limits: Limits) -> Self {
+        InProcess {
+            limits,
             by_key: Mutex::default(),
         }
     }
@@ -87,19 +200,21 @@ impl Lockout {
         longest_lock(&self.entries(), keys, now)
     }
 
-    /// Starts an attempt for `keys`, or says how long to wait: while one is locked, or while the
-    /// failures in the window plus the attempts in flight already reach the limit. Check and
-    /// reservation happen under one lock, so parallel requests cannot slip between them.
-    pub fn begin(&self, keys: &[&str], now: Timestamp) -> Result<Attempt<'_>, Duration> {
+    /// Reserves a place for an attempt on each of `keys`, or says how long to wait.
+    fn begin(&self, keys: &[&str], now: Timestamp) -> Result<(), Duration> {
         let mut entries = self.entries();
         if let Some(wait) = longest_lock(&entries, keys, now) {
             return Err(wait);
         }
-        let window = self.window;
+        let Limits {
+            max_failures,
+            window,
+            ..
+        } = self.limits;
         let busy = keys.iter().any(|k| {
             entries.get(*k).is_some_and(|f| {
                 let recent = f.recent.iter().filter(|t| now.since(**t) < window).count();
-                recent + f.in_flight >= self.max_failures
+                recent + f.in_flight >= max_failures
             })
         });
         if busy {
@@ -108,16 +223,29 @@ impl Lockout {
         for key in keys {
             entries.entry(key.to_string()).or_default().in_flight += 1;
         }
-        Ok(Attempt {
-            lockout: self,
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-        })
+        Ok(())
     }
 
-    pub fn record_failure(&self, keys: &[&str], now: Timestamp) {
+    fn release(&self, keys: &[&str]) {
         let mut entries = self.entries();
+        for key in keys {
+            if let Some(f) = entries.get_mut(*key) {
+                f.in_flight = f.in_flight.saturating_sub(1);
+                if f.in_flight == 0 && f.recent.is_empty() && f.locked_until.is_none() {
+                    entries.remove(*key);
+                }
+            }
+        }
+    }
+
+    fn record_failure(&self, keys: &[&str], now: Timestamp) {
+        let mut entries = self.entries();
+        let Limits {
+            max_failures,
+            window,
+            lockout,
+        } = self.limits;
         if entries.len() > PRUNE_ABOVE {
-            let window = self.window;
             entries.retain(|_, f| {
                 f.in_flight > 0
                     || f.locked_until.is_some_and(|u| u > now)
@@ -129,19 +257,19 @@ impl Lockout {
             while failures
                 .recent
                 .front()
-                .is_some_and(|t| now.since(*t) >= self.window)
+                .is_some_and(|t| now.since(*t) >= window)
             {
                 failures.recent.pop_front();
             }
             failures.recent.push_back(now);
-            if failures.recent.len() >= self.max_failures {
-                failures.locked_until = Some(now.plus(self.lockout));
+            if failures.recent.len() >= max_failures {
+                failures.locked_until = Some(now.plus(lockout));
                 failures.recent.clear();
             }
         }
     }
 
-    pub fn record_success(&self, key: &str) {
+    fn record_success(&self, key: &str) {
         if let Some(f) = self.entries().get_mut(key) {
             f.recent.clear();
             f.locked_until = None;
@@ -165,9 +293,24 @@ fn longest_lock(
 mod tests {
     use super::*;
 
+    fn in_process(max_failures: usize, window_secs: u64, lockout_secs: u64) -> InProcess {
+        InProcess::new(Limits {
+            max_failures,
+            window: Duration::from_secs(window_secs),
+            lockout: Duration::from_secs(lockout_secs),
+        })
+    }
+
+    fn entries_of(l: &Lockout) -> usize {
+        match l {
+            Lockout::InProcess(counts) => counts.entries().len(),
+            Lockout::Shared { .. } => unreachable!("in-process tests only"),
+        }
+    }
+
     #[test]
     fn locks_after_max_failures_within_the_window_then_releases() {
-        let l = Lockout::new(3, Duration::from_secs(60), Duration::from_secs(30));
+        let l = in_process(3, 60, 30);
         let keys = ["user:alice", "ip:127.0.0.1"];
         l.record_failure(&keys, Timestamp(0));
         l.record_failure(&keys, Timestamp(1_000));
@@ -186,42 +329,45 @@ mod tests {
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
-        let l = Lockout::new(2, Duration::from_secs(10), Duration::from_secs(30));
+        let l = in_process(2, 10, 30);
         l.record_failure(&["user:bob"], Timestamp(0));
         l.record_failure(&["user:bob"], Timestamp(11_000));
         assert_eq!(l.locked_for(&["user:bob"], Timestamp(11_000)), None);
     }
 
-    #[test]
-    fn attempts_in_flight_count_against_the_limit() {
-        let l = Lockout::new(3, Duration::from_secs(60), Duration::from_secs(30));
+    #[tokio::test]
+    async fn attempts_in_flight_count_against_the_limit() {
+        let l = Lockout::InProcess(in_process(3, 60, 30));
         let keys = ["user:alice", "ip:10.0.0.1"];
         let now = Timestamp(0);
         // Three parallel guesses may start; the fourth must wait, before any has failed.
-        let a = l.begin(&keys, now).unwrap();
-        let b = l.begin(&keys, now).unwrap();
-        let c = l.begin(&["user:alice", "ip:10.0.0.2"], now).unwrap();
-        assert_eq!(l.begin(&keys, now).err(), Some(BUSY_RETRY));
+        let a = l.begin(&keys, now).await.unwrap();
+        let b = l.begin(&keys, now).await.unwrap();
+        let c = l.begin(&["user:alice", "ip:10.0.0.2"], now).await.unwrap();
         assert_eq!(
-            l.begin(&["user:bob", "ip:10.0.0.1"], now).ok().map(|_| ()),
-            Some(())
+            l.begin(&keys, now).await.err(),
+            Some(Refused::Wait(BUSY_RETRY))
         );
-        a.failed(now);
-        b.failed(now);
-        c.failed(now);
+        assert!(l.begin(&["user:bob", "ip:10.0.0.1"], now).await.is_ok());
+        a.failed(now).await;
+        b.failed(now).await;
+        c.failed(now).await;
         // Three failures: locked, whatever is in flight.
-        assert_eq!(l.begin(&keys, now).err(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            l.begin(&keys, now).await.err(),
+            Some(Refused::Wait(Duration::from_secs(30)))
+        );
     }
 
-    #[test]
-    fn an_abandoned_attempt_releases_its_place_and_entries_do_not_linger() {
-        let l = Lockout::new(1, Duration::from_secs(60), Duration::from_secs(30));
-        let attempt = l.begin(&["user:x"], Timestamp(0)).unwrap();
-        assert!(l.begin(&["user:x"], Timestamp(0)).is_err());
+    #[tokio::test]
+    async fn an_abandoned_attempt_releases_its_place_and_entries_do_not_linger() {
+        let l = Lockout::InProcess(in_process(1, 60, 30));
+        let attempt = l.begin(&["user:x"], Timestamp(0)).await.unwrap();
+        assert!(l.begin(&["user:x"], Timestamp(0)).await.is_err());
         drop(attempt);
-        assert!(l.entries().is_empty());
-        let attempt = l.begin(&["user:x"], Timestamp(0)).unwrap();
-        attempt.succeeded("user:x");
-        assert!(l.entries().is_empty());
+        assert_eq!(entries_of(&l), 0);
+        let attempt = l.begin(&["user:x"], Timestamp(0)).await.unwrap();
+        attempt.succeeded("user:x", Timestamp(0)).await;
+        assert_eq!(entries_of(&l), 0);
     }
 }

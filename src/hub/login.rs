@@ -8,6 +8,7 @@ use base64::Engine;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
+use super::lockout::Refused;
 use super::pages::{self, Banner, LoginForm};
 use super::{Hub, HubRequest, Reply};
 use crate::auth::cookies::{self, Found};
@@ -190,9 +191,10 @@ impl Hub {
         }
         let user_key = format!("user:{}", form.username);
         let ip_key = format!("ip:{}", req.client_ip);
-        let attempt = match self.lockout.begin(&[&user_key, &ip_key], now) {
+        let attempt = match self.lockout.begin(&[&user_key, &ip_key], now).await {
             Ok(attempt) => attempt,
-            Err(wait) => {
+            Err(Refused::StoreUnavailable) => return self.store_unavailable(),
+            Err(Refused::Wait(wait)) => {
                 self.metrics.logins.with_label_values(&["locked_out"]).inc();
                 let seconds = wait.as_secs().max(1);
                 let text = format!(
@@ -214,7 +216,7 @@ impl Hub {
         .await;
         let Some(user) = user.filter(|_| verified) else {
             self.metrics.logins.with_label_values(&["failure"]).inc();
-            attempt.failed(now);
+            attempt.failed(now).await;
             // `password_checks` (argon2 verifications so far, process-wide) shows that every
             // failure, unknown user or not, cost one.
             tracing::info!(event = "login_failed", user = %form.username, client = %req.client_ip, password_checks = password::checks_run(), "sign-in failed");
@@ -226,7 +228,7 @@ impl Hub {
                 Some(Banner::error("Wrong user name or password.")),
             );
         };
-        attempt.succeeded(&user_key);
+        attempt.succeeded(&user_key, now).await;
 
         let sign_in = NewSignIn {
             user: user.name.clone(),

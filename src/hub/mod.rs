@@ -3,7 +3,9 @@
 //! [`Reply`]; the proxy does the I/O.
 
 mod access;
+mod host_sign_in;
 mod lockout;
+mod lockout_redis;
 mod login;
 mod oidc;
 pub mod pages;
@@ -66,9 +68,9 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     lockout: Lockout,
     policy: TokenPolicy,
-    providers: Arc<Providers>,
-    /// [`CSP`], with each provider's origin as a form target (sign-out may go on to the provider).
+    /// [`CSP`], with the app hosts a sign-in may end on added to `form-action`.
     csp: String,
+    providers: Arc<Providers>,
 }
 
 /// Content-Security-Policy of every hub page: our own stylesheet, our own form targets, no
@@ -84,25 +86,12 @@ impl Hub {
         providers: Arc<Providers>,
     ) -> Self {
         let hub = &config.hub;
-        let provider_origins: String = hub
-            .providers
-            .iter()
-            .filter(|p| p.end_provider_session)
-            .map(|p| format!(" {}", origin_of(&p.issuer)))
-            .collect();
         Hub {
-            csp: CSP.replace(
-                "form-action 'self'",
-                &format!("form-action 'self'{provider_origins}"),
-            ),
             providers,
             cookies: CookiePolicy::new(&config.cookies),
-            lockout: Lockout::new(
-                hub.login_max_failures,
-                hub.login_failure_window,
-                hub.login_lockout,
-            ),
+            lockout: Lockout::new(hub, &config.session),
             policy: TokenPolicy::new(&config.tokens),
+            csp: host_sign_in::content_security_policy(CSP, &config),
             config,
             keys,
             sessions,
@@ -269,7 +258,7 @@ impl Hub {
 fn with_security_headers(reply: Reply, csp: &str) -> Reply {
     let cacheable = reply.header("Cache-Control").is_some();
     let reply = reply
-        .with_header("Content-Security-Policy", csp)
+        .with_header("Content-Security-Policy", csp.to_string())
         .with_header("X-Frame-Options", "DENY")
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Referrer-Policy", "same-origin");
@@ -280,13 +269,10 @@ fn with_security_headers(reply: Reply, csp: &str) -> Reply {
     }
 }
 
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
+/// `url` with `params` (already encoded) added to its query.
+fn with_query(url: &str, params: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
 }
 
 /// Percent-encodes a value for a query string.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::pages::{self, Banner};
-use super::{encode_component, Hub, HubRequest, NewSignIn, Reply};
+use super::{encode_component, with_query, Hub, HubRequest, NewSignIn, Reply};
 use crate::auth::next;
 use crate::oidc::claims::{self, Refusal};
 use crate::oidc::flow::{PendingSignIn, SIGN_IN_TIME};
@@ -105,11 +105,6 @@ impl Hub {
                 .with_header("Retry-After", "30");
         };
         let pending = PendingSignIn::begin(&provider.config.id, &next, now);
-        let separator = if metadata.authorization_endpoint.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
         let params = form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")
             .append_pair("client_id", &provider.config.client_id)
@@ -120,7 +115,7 @@ impl Hub {
             .append_pair("code_challenge", &pending.challenge())
             .append_pair("code_challenge_method", "S256")
             .finish();
-        let location = format!("{}{separator}{params}", metadata.authorization_endpoint);
+        let location = with_query(&metadata.authorization_endpoint, &params);
         let name = &self.cookies.names.oidc;
         Reply::redirect(302, &location).with_cookies([self.cookies.set_for_return(
             name,
@@ -521,8 +516,7 @@ impl Hub {
         params
             .append_pair("post_logout_redirect_uri", &back)
             .append_pair("client_id", &provider.config.client_id);
-        let separator = if endpoint.contains('?') { '&' } else { '?' };
-        Some(format!("{endpoint}{separator}{}", params.finish()))
+        Some(with_query(&endpoint, &params.finish()))
     }
 
     /// The banners of `provider_logout` and `provider_revoked`, naming the provider when it is

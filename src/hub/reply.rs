@@ -27,6 +27,15 @@ impl Reply {
         }
     }
 
+    /// No body, no headers yet (forward auth's "admitted").
+    pub fn empty(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
     pub fn redirect(status: u16, location: &str) -> Self {
         Reply {
             status,

@@ -6,26 +6,44 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::json;
 
+use super::gate::Refused;
 use crate::auth::verify::{Reason, Refusal};
 use crate::hub::pages::{self, Layout};
-use crate::hub::{encode_component, Reply};
+use crate::hub::Reply;
 
 /// A browser navigation (not an XHR or API call): only these are redirected to sign in.
 pub fn is_browser_navigation(session: &Session) -> bool {
     let req = session.req_header();
-    let method_ok = req.method == http::Method::GET || req.method == http::Method::HEAD;
-    let accepts_html = req
+    let accept = req
         .headers
         .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    method_ok && accepts_html
+        .and_then(|v| v.to_str().ok());
+    is_navigation(req.method.as_str(), accept)
+}
+
+/// GET or HEAD asking for HTML: what a browser sends when a person follows a link.
+pub fn is_navigation(method: &str, accept: Option<&str>) -> bool {
+    let method_ok = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    method_ok && accept.is_some_and(|v| v.contains("text/html"))
 }
 
 pub async fn write(session: &mut Session, reply: Reply) -> Result<()> {
-    let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+    write_with(session, reply, Vec::new()).await
+}
+
+/// [`write`], plus headers whose names the config chooses (forward auth's identity headers).
+pub async fn write_with(
+    session: &mut Session,
+    reply: Reply,
+    extra: Vec<(http::HeaderName, String)>,
+) -> Result<()> {
+    let mut header =
+        ResponseHeader::build(reply.status, Some(reply.headers.len() + extra.len() + 1))?;
     for (name, value) in reply.headers {
         header.append_header(name, value)?;
+    }
+    for (name, value) in extra {
+        header.insert_header(name, value)?;
     }
     header.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();
@@ -58,42 +76,41 @@ pub async fn refuse_oversized_cookies(session: &mut Session, hub_prefix: &str) -
     Ok(true)
 }
 
-/// The outcome label of a refusal, for `hubgate_requests_total`.
-pub async fn refusal(
-    session: &mut Session,
+/// Where a refused browser navigation goes to sign in, and what else its answer carries.
+pub struct SignIn<'a> {
+    /// The authorize URL (relative on the hub's host, absolute from an app host).
+    pub location: &'a str,
+    /// Cookies to clear with the answer: an app host's own, once its session is over.
+    pub clear_cookies: Vec<String>,
+}
+
+/// The answer to a refused request, and its outcome label for `hubgate_requests_total`.
+/// `navigation`: a browser navigation (only those are redirected to sign in).
+pub fn refused(
+    refused: &Refused,
+    navigation: bool,
     hub_prefix: &str,
     app: &str,
-    refusal: Refusal,
-) -> Result<&'static str> {
-    match refusal {
-        Refusal::Unauthenticated(reason) if is_browser_navigation(session) => {
-            let next = session
-                .req_header()
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_string();
-            let location = format!(
-                "{hub_prefix}/authorize?app={}&next={}",
-                encode_component(app),
-                encode_component(&next)
-            );
-            write(
-                session,
-                Reply::redirect(302, &location).with_header("Cache-Control", "no-store"),
-            )
-            .await?;
+    sign_in: SignIn<'_>,
+) -> (Reply, &'static str) {
+    let page = |status, code, heading, text: &str| {
+        error_page(navigation, hub_prefix, status, code, heading, text)
+    };
+    match refused {
+        Refused::Verify(Refusal::Unauthenticated(reason)) if navigation => {
             tracing::debug!(app, reason = reason.as_str(), "browser sent to sign in");
-            Ok("redirected")
+            let reply = Reply::redirect(302, sign_in.location)
+                .with_header("Cache-Control", "no-store")
+                .with_cookies(sign_in.clear_cookies);
+            (reply, "redirected")
         }
-        Refusal::Unauthenticated(reason) => {
-            write(session, unauthenticated_json(hub_prefix, reason)).await?;
-            Ok("unauthorized")
-        }
-        Refusal::ConflictingCookies => {
-            let reply = error_reply(
-                session,
-                hub_prefix,
+        Refused::Verify(Refusal::Unauthenticated(reason)) => (
+            unauthenticated_json(hub_prefix, *reason).with_cookies(sign_in.clear_cookies),
+            "unauthorized",
+        ),
+        Refused::Verify(Refusal::ConflictingCookies) => {
+            tracing::warn!(app, "refused: conflicting copies of a gateway cookie");
+            let reply = page(
                 400,
                 "conflicting_cookies",
                 "Conflicting sign-in cookies",
@@ -101,22 +118,33 @@ pub async fn refusal(
                  can be trusted. Another site under the same domain may have set one. Clear this \
                  site's cookies in your browser, then sign in again.",
             );
-            write(session, reply).await?;
-            tracing::warn!(app, "refused: conflicting copies of a gateway cookie");
-            Ok("unauthorized")
+            (reply, "unauthorized")
         }
-        Refusal::StoreUnavailable => {
-            let reply = error_reply(
-                session,
-                hub_prefix,
+        Refused::Verify(Refusal::StoreUnavailable) => {
+            let reply = page(
                 503,
                 "store_unavailable",
                 "Temporarily unavailable",
                 "The gateway cannot check your session right now. Please try again in a minute.",
             );
-            write(session, reply.with_header("Retry-After", "30")).await?;
-            Ok("unauthorized")
+            (reply.with_header("Retry-After", "30"), "unauthorized")
         }
+        Refused::Forbidden { user } => {
+            let text = format!("Your account ({user}) may not use {app}.");
+            (
+                page(403, "forbidden", "No access to this app", &text),
+                "forbidden",
+            )
+        }
+        Refused::WebSocketDisabled => (
+            page(
+                403,
+                "websocket_disabled",
+                "WebSocket not allowed",
+                "This app does not accept WebSocket connections.",
+            ),
+            "forbidden",
+        ),
     }
 }
 
@@ -125,16 +153,17 @@ pub fn unauthenticated_json(hub_prefix: &str, reason: Reason) -> Reply {
         .with_header("Cache-Control", "no-store")
 }
 
-/// An error answer in the form the client reads: an HTML page for browsers, JSON otherwise.
-pub fn error_reply(
-    session: &Session,
+/// An error answer in the form the client reads: an HTML page for a browser navigation, JSON
+/// otherwise.
+pub fn error_page(
+    navigation: bool,
     hub_prefix: &str,
     status: u16,
     code: &str,
     heading: &str,
     text: &str,
 ) -> Reply {
-    if is_browser_navigation(session) {
+    if navigation {
         let stylesheet = format!("{hub_prefix}/static/hubgate.css");
         let layout = Layout {
             title: heading,
@@ -154,6 +183,19 @@ pub fn error_reply(
     .with_header("Cache-Control", "no-store")
 }
 
+/// The 502 page of an app that does not answer (proxied or tunnelled).
+pub async fn app_not_answering(session: &mut Session, hub_prefix: &str) -> Result<()> {
+    error(
+        session,
+        hub_prefix,
+        502,
+        "bad_gateway",
+        "The app is not answering",
+        "The app behind this address did not answer. Please try again shortly.",
+    )
+    .await
+}
+
 pub async fn error(
     session: &mut Session,
     hub_prefix: &str,
@@ -162,6 +204,7 @@ pub async fn error(
     heading: &str,
     text: &str,
 ) -> Result<()> {
-    let reply = error_reply(session, hub_prefix, status, code, heading, text);
+    let navigation = is_browser_navigation(session);
+    let reply = error_page(navigation, hub_prefix, status, code, heading, text);
     write(session, reply).await
 }

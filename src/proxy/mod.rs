@@ -3,8 +3,12 @@
 //! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
 
 pub mod answer;
+pub mod client_addr;
+pub mod forward_auth;
+pub mod gate;
 pub mod in_flight;
 pub mod routes;
+mod tunnel;
 mod upstream;
 
 pub use upstream::AppHeaders;
@@ -19,14 +23,15 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::auth::cookies::{self, CookiePolicy};
-use crate::auth::verify::{AppRequest, RenewedToken, Verdict, Verifier};
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::verify::{RenewedToken, Verifier};
 use crate::auth::Identity;
 use crate::config::Config;
 use crate::hub::{Hub, HubRequest};
 use crate::metrics::Metrics;
 use crate::session::SessionId;
 use crate::time::Timestamp;
+use gate::{gate, Gate, GateRequest, SignInUrls};
 use routes::{AppRoute, Route, Router};
 
 /// Hub request bodies (sign-in form, admin API) are small; anything larger is refused.
@@ -44,8 +49,10 @@ pub struct Gateway {
     pub cookies: CookiePolicy,
     pub metrics: Arc<Metrics>,
     pub hub_prefix: String,
+    pub sign_in: SignInUrls,
     pub https: bool,
     pub expose_new_token_header: bool,
+    pub trusted_proxies: client_addr::TrustedProxies,
 }
 
 /// Per-request state carried between callbacks.
@@ -83,15 +90,33 @@ impl Gateway {
             cookies: CookiePolicy::new(&config.cookies),
             metrics,
             hub_prefix: config.hub.prefix.clone(),
+            sign_in: SignInUrls {
+                hub_prefix: config.hub.prefix.clone(),
+                public_origin: config.server.public_url.origin.clone(),
+                https: config.server.public_url.https,
+            },
             https: config.server.public_url.https,
             expose_new_token_header: config.tokens.expose_new_token_header,
+            trusted_proxies: client_addr::TrustedProxies::new(&config.server.trusted_proxies),
         }
+    }
+
+    /// The client behind this request (see [`client_addr`]); `None` on a Unix socket.
+    fn client(&self, session: &Session) -> Option<client_addr::ClientAddr> {
+        let peer = session.client_addr()?.as_inet()?.ip();
+        let forwarded = session
+            .req_header()
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Some(self.trusted_proxies.client(peer, forwarded))
     }
 
     async fn serve_hub(
         &self,
         session: &mut Session,
-        endpoint: &str,
+        target: HubTarget<'_>,
         ctx: &RequestCtx,
     ) -> Result<()> {
         let body = match read_body(session, MAX_HUB_BODY).await? {
@@ -110,24 +135,31 @@ impl Gateway {
         };
         let req = session.req_header();
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let endpoint = match &target {
+            HubTarget::Hub(endpoint) | HubTarget::AppHost(_, endpoint) => endpoint,
+        };
         let hub_request = HubRequest {
             method: &req.method,
             endpoint,
             query: req.uri.query().unwrap_or(""),
-            cookie_headers: req
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect(),
+            cookie_headers: cookie_headers(req),
             host: header("host"),
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
             authorization: header("authorization"),
-            client_ip: client_ip(session).unwrap_or_default(),
+            client_ip: self
+                .client(session)
+                .map(|c| c.ip.to_string())
+                .unwrap_or_default(),
             body,
         };
-        let reply = self.hub.serve(&hub_request, ctx.now).await;
+        let reply = match target {
+            HubTarget::Hub(_) => self.hub.serve(&hub_request, ctx.now).await,
+            HubTarget::AppHost(app_host, _) => {
+                let host = app_host.host.to_string();
+                self.hub.serve_app_host(&hub_request, &host, ctx.now).await
+            }
+        };
         answer::write(session, reply).await
     }
 
@@ -139,88 +171,162 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         ctx.app = Some(app.clone());
-        if app.config.is_public(session.req_header().uri.path()) {
-            ctx.outcome = "public";
-            return Ok(false);
-        }
-        if session.is_upgrade_req() && !app.config.websocket {
-            ctx.outcome = "forbidden";
-            answer::error(
-                session,
-                &self.hub_prefix,
-                403,
-                "websocket_disabled",
-                "WebSocket not allowed",
-                "This app does not accept WebSocket connections.",
-            )
-            .await?;
-            return Ok(true);
-        }
-        let (verdict, websocket_session) = {
-            let path = session.req_header().uri.path();
-            let cookie_headers = session
-                .req_header()
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(|v| v.as_bytes());
-            let [token, session_id] = cookies::lookup_each(
-                cookie_headers,
-                [&app.cookie_name, &self.cookies.names.session_id],
-            );
-            let request = AppRequest {
-                app: &app.config.name,
-                token,
-                session_id,
-                path,
-                activity_exempt: app.is_activity_exempt(path),
+        let verdict = {
+            let req = session.req_header();
+            let request = GateRequest {
+                app: &app,
+                path: req.uri.path(),
+                websocket: session.is_upgrade_req(),
+                cookie_headers: cookie_headers(req),
             };
-            let websocket_session = session
-                .is_upgrade_req()
-                .then(|| request.session_id.value().and_then(SessionId::parse))
-                .flatten();
-            (
-                self.verifier.verify(&request, ctx.now).await,
-                websocket_session,
-            )
+            gate(&self.verifier, &self.cookies.names, &request, ctx.now).await
         };
-        match verdict {
-            Verdict::Admit(admission)
-                if !app
-                    .config
-                    .allows(admission.identity.user(), admission.identity.groups()) =>
-            {
-                ctx.outcome = "forbidden";
-                let text = format!(
-                    "Your account ({}) may not use {}.",
-                    admission.identity.user(),
-                    app.config.name
-                );
-                answer::error(
-                    session,
-                    &self.hub_prefix,
-                    403,
-                    "forbidden",
-                    "No access to this app",
-                    &text,
-                )
-                .await?;
-                Ok(true)
+        let refused = match verdict {
+            Gate::Public => {
+                ctx.outcome = "public";
+                return Ok(false);
             }
-            Verdict::Admit(admission) => {
+            Gate::Admit(admitted) => {
                 ctx.outcome = "allowed";
-                ctx.websocket = websocket_session.map(|session_id| WebSocketWatch {
+                ctx.websocket = admitted.websocket_session.map(|session_id| WebSocketWatch {
                     session_id,
                     last_checked: Instant::now(),
                 });
-                ctx.identity = Some(admission.identity);
-                ctx.renewed = admission.renewed;
-                Ok(false)
+                ctx.identity = Some(admitted.identity);
+                ctx.renewed = admitted.renewed;
+                return Ok(false);
             }
-            Verdict::Refuse(refusal) => {
-                ctx.outcome =
-                    answer::refusal(session, &self.hub_prefix, &app.config.name, refusal).await?;
-                Ok(true)
+            Gate::Refuse(refused) => refused,
+        };
+        let req = session.req_header();
+        let (reply, outcome) = self.refusal(
+            &app,
+            &refused,
+            request_host(req),
+            req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            answer::is_browser_navigation(session),
+        );
+        ctx.outcome = outcome;
+        answer::write(session, reply).await?;
+        Ok(true)
+    }
+
+    /// The answer to a refused app request (proxied, or asked about by forward auth) and its
+    /// outcome label: a navigation goes to sign in, back to `host` + `path_and_query`.
+    fn refusal(
+        &self,
+        app: &AppRoute,
+        refused: &gate::Refused,
+        host: Option<&str>,
+        path_and_query: &str,
+        navigation: bool,
+    ) -> (crate::hub::Reply, &'static str) {
+        let location = self.sign_in.authorize(&app.config, host, path_and_query);
+        let clear_cookies = if app.config.host.is_some() && gate::session_over(refused) {
+            self.host_cookie_clears(app)
+        } else {
+            Vec::new()
+        };
+        answer::refused(
+            refused,
+            navigation,
+            &self.hub_prefix,
+            &app.config.name,
+            answer::SignIn {
+                location: &location,
+                clear_cookies,
+            },
+        )
+    }
+
+    /// What a response carrying a renewed token adds: the cookie, `no-store`, and perhaps the
+    /// token itself in `X-New-Token`.
+    fn renewal_headers(
+        &self,
+        app: &AppRoute,
+        renewed: &RenewedToken,
+    ) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("Set-Cookie", self.renewal_cookie(app, renewed)),
+            // A response carrying a fresh token must never sit in a shared cache for others.
+            ("Cache-Control", "no-store".to_string()),
+        ];
+        if self.expose_new_token_header {
+            headers.push(("X-New-Token", renewed.token.clone()));
+        }
+        headers
+    }
+
+    /// An app host's own cookies, cleared: its app cookie and its session-id cookie.
+    fn host_cookie_clears(&self, app: &AppRoute) -> Vec<String> {
+        vec![
+            self.cookies
+                .clear(&app.cookie_name, &format!("{}/", app.config.prefix)),
+            self.cookies.clear(&self.cookies.names.session_id, "/"),
+        ]
+    }
+
+    /// What an upstream receives: the same rules for proxied requests and tunnels.
+    fn prepare_upstream_request(
+        &self,
+        session: &Session,
+        upstream: &mut pingora::http::RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let Some(app) = ctx.app.as_ref() else {
+            return Ok(());
+        };
+        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
+        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
+        let forwarded_for = self.client(session).map(|c| c.forwarded_for);
+        upstream::set_forwarded_headers(upstream, forwarded_for, self.https)?;
+        upstream::strip_prefix(upstream, app)
+    }
+
+    /// A renewed token goes out with the response, proxied or tunnelled.
+    fn add_renewal(&self, response: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
+            for (name, value) in self.renewal_headers(app, renewed) {
+                if name == "Set-Cookie" {
+                    response.append_header(name, value)?;
+                } else {
+                    response.insert_header(name, value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries an admitted upgrade itself ([`tunnel`]: Pingora 0.9.1's loop can drop it right
+    /// after the 101). An upstream that cannot be reached gets the same 502 page as elsewhere.
+    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(app) = ctx.app.clone() else {
+            return Ok(());
+        };
+        let mut request = session.req_header().clone();
+        self.prepare_upstream_request(session, &mut request, ctx)?;
+        let candidates: Vec<std::net::SocketAddr> = (0..app.config.upstreams.len())
+            .filter_map(|_| app.upstreams.select(b"", 256))
+            .filter_map(|b| b.addr.as_inet().copied())
+            .collect();
+        let decorate = |response: &mut ResponseHeader| self.add_renewal(response, ctx);
+        let mut watch = TunnelWatch {
+            verifier: &self.verifier,
+            websocket: ctx.websocket.as_ref().map(|ws| WebSocketWatch {
+                session_id: ws.session_id.clone(),
+                last_checked: ws.last_checked,
+            }),
+        };
+        let result = match tunnel::connect(&candidates).await {
+            Ok(conn) => tunnel::serve(session, conn, &request, &decorate, &mut watch).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(app = %app.config.name, error = %e, "upgrade: the app is not answering");
+                ctx.outcome = "upstream_error";
+                answer::app_not_answering(session, &self.hub_prefix).await
             }
         }
     }
@@ -255,18 +361,61 @@ impl Gateway {
     }
 }
 
+/// The session checks of an open WebSocket, for a tunnel (as `request_body_filter` and
+/// `response_body_filter` make them for a proxied one).
+struct TunnelWatch<'a> {
+    verifier: &'a Verifier,
+    websocket: Option<WebSocketWatch>,
+}
+
+#[async_trait]
+impl tunnel::Watch for TunnelWatch<'_> {
+    async fn may_carry_client_data(&mut self) -> bool {
+        match self.websocket.as_mut() {
+            Some(ws) => {
+                self.verifier
+                    .still_live(&ws.session_id, &mut ws.last_checked, WEBSOCKET_RECHECK)
+                    .await
+            }
+            None => true,
+        }
+    }
+
+    fn may_carry_upstream_data(&mut self) -> bool {
+        self.websocket
+            .as_ref()
+            .is_none_or(|ws| !self.verifier.known_ended(&ws.session_id))
+    }
+}
+
+/// What answers a request the gateway serves itself: the hub, or `/.hubgate/` on an app host.
+enum HubTarget<'a> {
+    Hub(&'a str),
+    AppHost(Arc<routes::AppHost>, &'a str),
+}
+
+/// Every `Cookie` header of a request, as sent.
+fn cookie_headers(req: &pingora::http::RequestHeader) -> Vec<&[u8]> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect()
+}
+
+/// The host a request names: its `Host` header, or the authority of an absolute URI (HTTP/2).
+fn request_host(req: &pingora::http::RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
 fn session_ended_error() -> Box<Error> {
     Error::explain(
         ErrorType::Custom("session ended"),
         "the session of this connection has ended",
     )
-}
-
-fn client_ip(session: &Session) -> Option<String> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
 }
 
 /// The whole request body, or `None` if it exceeds `limit`.
@@ -304,9 +453,32 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let path = session.req_header().uri.path().to_string();
-        match self.router.resolve(&path) {
-            Route::Hub(endpoint) => self.serve_hub(session, endpoint, ctx).await.map(|_| true),
-            Route::App(app) => self.gate_app(session, app, ctx).await,
+        let host = request_host(session.req_header()).map(str::to_string);
+        match self.router.resolve(host.as_deref(), &path) {
+            Route::Hub(endpoint) => self
+                .serve_hub(session, HubTarget::Hub(endpoint), ctx)
+                .await
+                .map(|_| true),
+            Route::HostEndpoint(app_host, endpoint) => self
+                .serve_hub(session, HubTarget::AppHost(app_host, endpoint), ctx)
+                .await
+                .map(|_| true),
+            Route::App(app) => {
+                if self.gate_app(session, app, ctx).await? {
+                    return Ok(true);
+                }
+                if tunnel::applies(session) {
+                    self.tunnel(session, ctx).await?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            Route::ForwardAuth(asker) => {
+                let decision = self.forward_auth(session.req_header(), asker, ctx).await;
+                answer::write_with(session, decision.reply, decision.identity)
+                    .await
+                    .map(|_| true)
+            }
             Route::AddSlash(location) => {
                 let location = match session.req_header().uri.query() {
                     Some(q) => format!("{location}?{q}"),
@@ -333,6 +505,16 @@ impl ProxyHttp for Gateway {
                 "not_found",
                 "Page not found",
                 "No app lives at this address.",
+            )
+            .await
+            .map(|_| true),
+            Route::UnknownHost => answer::error(
+                session,
+                &self.hub_prefix,
+                404,
+                "unknown_host",
+                "Site not found",
+                "This gateway serves no app under this host name.",
             )
             .await
             .map(|_| true),
@@ -379,13 +561,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(app) = ctx.app.as_ref() else {
-            return Ok(());
-        };
-        upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
-        upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
-        upstream::set_forwarded_headers(upstream, client_ip(session), self.https)?;
-        upstream::strip_prefix(upstream, app)
+        self.prepare_upstream_request(session, upstream, ctx)
     }
 
     /// Every message a client sends on an open WebSocket passes here: once its session has ended
@@ -428,15 +604,7 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(app), Some(renewed)) = (ctx.app.as_ref(), ctx.renewed.as_ref()) {
-            response.append_header(http::header::SET_COOKIE, self.renewal_cookie(app, renewed))?;
-            // A response carrying a fresh token must never sit in a shared cache for others.
-            response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-            if self.expose_new_token_header {
-                response.insert_header("X-New-Token", renewed.token.as_str())?;
-            }
-        }
-        Ok(())
+        self.add_renewal(response, ctx)
     }
 
     async fn fail_to_proxy(
@@ -458,15 +626,7 @@ impl ProxyHttp for Gateway {
         };
         if code == 502 || code == 504 {
             ctx.outcome = "upstream_error";
-            let _ = answer::error(
-                session,
-                &self.hub_prefix,
-                502,
-                "bad_gateway",
-                "The app is not answering",
-                "The app behind this address did not answer. Please try again shortly.",
-            )
-            .await;
+            let _ = answer::app_not_answering(session, &self.hub_prefix).await;
         } else if code > 0 && session.response_written().is_none() {
             let _ = session.respond_error(code).await;
         }

@@ -113,34 +113,37 @@ pub fn set_identity_headers(
     let Some(identity) = identity else {
         return Ok(());
     };
-    let [user, groups, email] = &app.headers.identity;
-    for (name, value) in [
-        (user, identity.user()),
-        (groups, identity.groups_joined()),
-        (email, identity.email()),
-    ] {
-        if let Some(name) = name {
-            req.insert_header(name.clone(), value)?;
-        }
+    for (name, value) in identity_values(app, identity) {
+        req.insert_header(name.clone(), value)?;
     }
     Ok(())
 }
 
+/// The app's identity headers (those turned on) with their values for `identity`.
+pub fn identity_values<'a>(
+    app: &'a AppRoute,
+    identity: &'a Identity,
+) -> impl Iterator<Item = (&'a bytes::Bytes, &'a str)> {
+    let [user, groups, email] = &app.headers.identity;
+    [
+        (user, identity.user()),
+        (groups, identity.groups_joined()),
+        (email, identity.email()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.as_ref()?, value)))
+}
+
+/// `forwarded_for` replaces every `X-Forwarded-For` the client sent: it holds only what the
+/// gateway believes ([`super::client_addr`]); without a peer address none is sent at all.
 pub fn set_forwarded_headers(
     req: &mut RequestHeader,
-    client_ip: Option<String>,
+    forwarded_for: Option<String>,
     https: bool,
 ) -> Result<()> {
-    if let Some(ip) = client_ip {
-        let forwarded_for = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(earlier) if !earlier.is_empty() => format!("{earlier}, {ip}"),
-            _ => ip,
-        };
-        req.insert_header("X-Forwarded-For", forwarded_for)?;
+    match forwarded_for {
+        Some(value) => req.insert_header("X-Forwarded-For", value)?,
+        None => req.remove_header("X-Forwarded-For").map_or((), |_| ()),
     }
     req.insert_header("X-Forwarded-Proto", if https { "https" } else { "http" })?;
     let host = req.headers.get(http::header::HOST).cloned();

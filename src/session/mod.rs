@@ -4,8 +4,8 @@
 mod instrumented;
 mod lifecycle;
 mod memory;
-mod redis;
-mod redis_link;
+pub(crate) mod redis;
+pub(crate) mod redis_link;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -36,8 +36,6 @@ use super::{
 use crate::config::SessionConfig;
 use crate::time::Timestamp;
 
-/// No store call may hold a request longer than this, whatever Redis does.
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Session records outlive their deadline by this much, so the sweeper (not Redis' expiry) ends
 /// them and records why.
 const BACKSTOP: Duration = Duration::from_secs(600);
@@ -229,22 +227,12 @@ impl RedisStore {
         })
     }
 
-    /// Runs one store operation under [`OPERATION_TIMEOUT`].
+    /// Runs one store operation under the link's time limit.
     async fn run<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let result = tokio::time::timeout(OPERATION_TIMEOUT, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "no answer within {OPERATION_TIMEOUT:?}"
-                )))
-            });
-        if matches!(result, Err(StoreError::Unavailable(_))) {
-            self.link.failed();
-        }
-        result
+        self.link.bounded(work).await
     }
 
     fn deadline(&self, expires_at: Timestamp, last_seen: Timestamp) -> Timestamp {

@@ -22,10 +22,12 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// No Redis call may hold a request longer than this, whatever Redis does.
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(1500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub(super) enum Link {
+pub(crate) enum Link {
     Standalone {
         client: redis::Client,
         manager: OnceCell<ConnectionManager>,
@@ -43,7 +45,7 @@ pub(super) enum Link {
 
 /// One connection of any mode, used the same way by every store command.
 #[derive(Clone)]
-pub(super) enum Connection {
+pub(crate) enum Connection {
     Single(ConnectionManager),
     Multiplexed(MultiplexedConnection),
     Cluster(ClusterConnection),
@@ -86,7 +88,7 @@ pub(super) type Messages = std::pin::Pin<Box<dyn Stream<Item = String> + Send>>;
 impl Link {
     /// Checks the addresses only; nothing connects until first use, so the gateway starts (and
     /// answers `/ready` with 503) while Redis is down.
-    pub(super) fn new(config: &SessionConfig) -> Result<Link, String> {
+    pub(crate) fn new(config: &SessionConfig) -> Result<Link, String> {
         match config.redis_mode {
             RedisMode::Standalone => Ok(Link::Standalone {
                 client: redis::Client::open(config.redis_url.as_str())
@@ -119,7 +121,7 @@ impl Link {
         matches!(self, Link::Cluster { .. })
     }
 
-    pub(super) async fn connection(&self) -> Result<Connection, StoreError> {
+    pub(crate) async fn connection(&self) -> Result<Connection, StoreError> {
         match self {
             Link::Standalone { client, manager } => {
                 let manager = manager
@@ -164,10 +166,29 @@ impl Link {
         }
     }
 
+    /// Runs one Redis operation under [`OPERATION_TIMEOUT`]; a failure makes the next one look
+    /// for the primary again (Sentinel).
+    pub(crate) async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = tokio::time::timeout(OPERATION_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {OPERATION_TIMEOUT:?}"
+                )))
+            });
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.failed();
+        }
+        result
+    }
+
     /// After a failed command: with Sentinel, the primary may have moved (or been demoted, which
     /// refuses writes), so the next command asks Sentinel again. The other modes remake their
     /// connections themselves.
-    pub(super) fn failed(&self) {
+    fn failed(&self) {
         if let Link::Sentinel { primary, .. } = self {
             *lock(primary) = None;
         }

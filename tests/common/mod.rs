@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod oidc;
+pub mod sites;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub struct App {
     pub name: String,
     pub upstreams: Vec<SocketAddr>,
     pub extra: String,
+    /// On its own host (`grafana.localhost`) instead of under `/apps/<name>` on the hub's.
+    pub host: Option<String>,
 }
 
 impl App {
@@ -84,7 +87,14 @@ impl App {
             name: name.into(),
             upstreams: vec![upstream],
             extra: String::new(),
+            host: None,
         }
+    }
+
+    /// The app owns `host` (prefix `/`), like `grafana.example.com`.
+    pub fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.into());
+        self
     }
 
     pub fn with(mut self, extra: &str) -> Self {
@@ -95,6 +105,14 @@ impl App {
 
     fn toml(&self) -> String {
         let upstreams: Vec<String> = self.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+        if let Some(host) = &self.host {
+            return format!(
+                "[[apps]]\nname = \"{}\"\nhost = \"{host}\"\nupstreams = [{}]\n{}\n",
+                self.name,
+                upstreams.join(", "),
+                self.extra
+            );
+        }
         format!(
             "[[apps]]\nname = \"{n}\"\nprefix = \"/apps/{n}\"\nupstreams = [{}]\n{}\n",
             upstreams.join(", "),
@@ -107,6 +125,7 @@ impl App {
 /// Config sections a test changes; everything else takes the test defaults.
 #[derive(Default, Clone)]
 pub struct Setup {
+    pub server: String,
     pub hub: String,
     pub session: String,
     pub tokens: String,
@@ -132,6 +151,11 @@ impl Setup {
     pub fn tokens(mut self, lines: &str) -> Self {
         self.tokens.push_str(lines);
         self.tokens.push('\n');
+        self
+    }
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server.push_str(lines);
+        self.server.push('\n');
         self
     }
     pub fn hub(mut self, lines: &str) -> Self {
@@ -188,6 +212,7 @@ public_url = "{scheme}://127.0.0.1:{port}"
 threads = 2
 shutdown_grace = "1s"
 {tls}
+{server}
 
 [hub]
 {users_file}
@@ -204,6 +229,7 @@ shutdown_grace = "1s"
 
 {apps}
 "#,
+            server = setup.server,
             hub = setup.hub,
             session = setup.session,
             tokens = setup.tokens,
@@ -233,10 +259,13 @@ shutdown_grace = "1s"
         gateway
     }
 
+    /// Until both the proxy and the metrics listener accept: they start as separate services,
+    /// and a test that scrapes first would otherwise meet a refused connection now and then.
     fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let accepts = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if accepts(self.port) && accepts(self.metrics_port) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -390,6 +419,8 @@ pub struct Browser {
     client: reqwest::Client,
     pub jar: Vec<StoredCookie>,
     pub accept: &'static str,
+    /// Sent with every request (e.g. the `X-Forwarded-For` a load balancer would add).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
@@ -405,6 +436,7 @@ impl Browser {
                 .expect("client"),
             jar: Vec::new(),
             accept: HTML,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -483,6 +515,9 @@ impl Browser {
         let bare_path = path.split('?').next().unwrap_or(path);
         if let Some(cookies) = self.cookie_header(bare_path) {
             req = req.header("cookie", cookies);
+        }
+        for (k, v) in &self.extra_headers {
+            req = req.header(k, v);
         }
         for (k, v) in extra {
             req = req.header(*k, *v);
@@ -1047,35 +1082,40 @@ pub async fn assert_carries_nothing_more(socket: &mut WebSocket, after: &str) {
 }
 
 /// Opens a WebSocket through the gateway and proves it carries a message (the echo comes back).
-///
-/// Retries when the tunnel is torn down right after the `101`: a known Pingora 0.9 race
-/// (cloudflare/pingora#946, fixes #947 and #1016 not yet released) when the upstream answers
-/// before the proxy has consumed the upgrade request's empty body. It shows up on a loaded
-/// machine only; every other failure fails the test at once.
+/// No retry: a tunnel torn down right after its `101` (pingora#946, which hubgate's own tunnel
+/// avoids) fails the test.
 pub async fn open_echoing_websocket(url: &str, cookie: Option<&str>) -> WebSocket {
+    open_echoing_websocket_on(url, cookie, None).await
+}
+
+/// [`open_echoing_websocket`] with another `Host` header than the URL's (an app's own host).
+pub async fn open_echoing_websocket_on(
+    url: &str,
+    cookie: Option<&str>,
+    host: Option<&str>,
+) -> WebSocket {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::{error::ProtocolError, Error, Message};
-    for attempt in 1..=5 {
-        let mut request = url.into_client_request().expect("websocket URL");
-        if let Some(cookie) = cookie {
-            request
-                .headers_mut()
-                .insert("cookie", cookie.parse().expect("cookie header"));
-        }
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket handshake through the gateway");
-        socket.send(Message::text("probe")).await.expect("send");
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.as_str() == "probe" => return socket,
-            Some(Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake))) | None => {
-                eprintln!("attempt {attempt}: tunnel closed right after the handshake (pingora#946); retrying");
-            }
-            other => panic!("unexpected answer on a fresh WebSocket: {other:?}"),
-        }
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = url.into_client_request().expect("websocket URL");
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().expect("cookie header"));
     }
-    panic!("the WebSocket was torn down after the handshake five times in a row");
+    if let Some(host) = host {
+        request
+            .headers_mut()
+            .insert("host", host.parse().expect("host header"));
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket handshake through the gateway");
+    socket.send(Message::text("probe")).await.expect("send");
+    match socket.next().await {
+        Some(Ok(Message::Text(text))) if text.as_str() == "probe" => socket,
+        other => panic!("a fresh WebSocket did not echo: {other:?}"),
+    }
 }
 
 /// Like [`raw_request`], but returns the whole response head (status line and headers) as text,
@@ -1210,4 +1250,24 @@ pub async fn sign_out_on_b_is_refused_on_a_at_once(a: &Gateway, b: &Gateway, sto
             .await,
         1.0
     );
+}
+
+/// A fenced code block of `doc` (a file under the repository), the one right after the line
+/// `<!-- snippet: NAME -->`: tests run exactly what the documentation shows.
+pub fn doc_snippet(doc: &str, name: &str) -> String {
+    let path = format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let marker = format!("<!-- snippet: {name} -->");
+    let after = text
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in {doc}"))
+        .1;
+    let body = after
+        .split_once("```")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .map(|(_, rest)| rest)
+        .expect("a fenced block after the marker");
+    body.split_once("\n```")
+        .map(|(block, _)| block.to_string())
+        .expect("the fenced block ends")
 }

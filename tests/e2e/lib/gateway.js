@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -49,10 +50,12 @@ function toml(value) {
 
 /**
  * Starts `hubgate demo` (or plain `hubgate` with `demo: false`) on a config made for this run.
- * `apps` is a list of { name, allowedGroups?, publicPaths?, upstream? }; without `upstream` an app
- * gets a free port, where `hubgate demo` serves its built-in demo app.
+ * `apps` is a list of { name, host?, allowedGroups?, publicPaths?, upstream? }; without `upstream`
+ * an app gets a free port, where `hubgate demo` serves its built-in demo app. With `host` the app
+ * owns that host name (`grafana.localhost`: Chromium resolves `*.localhost` to loopback) instead
+ * of `/apps/<name>`; `hubHost` names the hub's host (`hub.localhost`) instead of 127.0.0.1.
  */
-export async function startGateway({ name, demo = true, session = {}, apps, hub = '', port: fixedPort }) {
+export async function startGateway({ name, demo = true, session = {}, apps, hub = '', port: fixedPort, hubHost = '127.0.0.1' }) {
   mkdirSync(OUTPUT, { recursive: true });
   const port = fixedPort ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), `hubgate-e2e-${name}-`));
@@ -67,7 +70,7 @@ export async function startGateway({ name, demo = true, session = {}, apps, hub 
       [
         '[[apps]]',
         `name = ${toml(app.name)}`,
-        `prefix = ${toml(`/apps/${app.name}`)}`,
+        app.host ? `host = ${toml(app.host)}` : `prefix = ${toml(`/apps/${app.name}`)}`,
         `upstreams = [${toml(upstream)}]`,
         `allowed_groups = ${toml(app.allowedGroups ?? [])}`,
         `public_paths = ${toml(app.publicPaths ?? [])}`,
@@ -78,7 +81,7 @@ export async function startGateway({ name, demo = true, session = {}, apps, hub 
 [server]
 listen = "127.0.0.1:${port}"
 metrics_listen = ""
-public_url = "http://127.0.0.1:${port}"
+public_url = "http://${hubHost}:${port}"
 threads = 2
 shutdown_grace = "1s"
 
@@ -109,7 +112,7 @@ ${appBlocks.join('\n\n')}
       resolve({ code, signal });
     }),
   );
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${hubHost}:${port}`;
   const gateway = {
     url,
     port,
@@ -127,6 +130,20 @@ ${appBlocks.join('\n\n')}
   return gateway;
 }
 
+// Over loopback with the hub's Host header: Node, unlike Chromium, does not resolve `*.localhost`.
+function healthy(gateway) {
+  return new Promise((resolve) => {
+    const request = http.get(
+      { host: '127.0.0.1', port: gateway.port, path: '/hub/health', headers: { host: new URL(gateway.url).host } },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      },
+    );
+    request.on('error', () => resolve(false));
+  });
+}
+
 async function waitUntilServing(gateway, exited) {
   let gone = null;
   exited.then((status) => {
@@ -135,12 +152,7 @@ async function waitUntilServing(gateway, exited) {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (gone) break;
-    try {
-      const response = await fetch(`${gateway.url}/hub/health`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
+    if (await healthy(gateway)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await gateway.stop();

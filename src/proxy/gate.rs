@@ -1,0 +1,142 @@
+//! The decision for one app request, from plain data: public path, WebSocket permission, the
+//! verifier's verdict, and the app's user and group rules. The proxy applies it to a Pingora
+//! session; forward auth (`hub/forward_auth.rs`) applies it to a request another proxy asked about.
+
+use std::sync::Arc;
+
+use crate::auth::cookies::{self, CookieNames};
+use crate::auth::verify::{AppRequest, Reason, Refusal, RenewedToken, Verdict, Verifier};
+use crate::auth::Identity;
+use crate::config::AppConfig;
+use crate::hub::encode_component;
+use crate::session::SessionId;
+use crate::time::Timestamp;
+
+use super::routes::AppRoute;
+
+/// What the gate looks at.
+pub struct GateRequest<'a> {
+    pub app: &'a AppRoute,
+    /// Path only (a query may carry secrets and decides nothing here).
+    pub path: &'a str,
+    pub websocket: bool,
+    pub cookie_headers: Vec<&'a [u8]>,
+}
+
+#[derive(Debug)]
+pub enum Gate {
+    /// A public path: forwarded without identity.
+    Public,
+    Admit(Admitted),
+    Refuse(Refused),
+}
+
+#[derive(Debug)]
+pub struct Admitted {
+    pub identity: Arc<Identity>,
+    pub renewed: Option<RenewedToken>,
+    /// For a WebSocket: its session, to watch for as long as the socket is open.
+    pub websocket_session: Option<SessionId>,
+}
+
+/// Why a request does not reach the app; `answer::refused` turns each into one reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Verify(Refusal),
+    /// Signed in, but not among the app's `allowed_users` / `allowed_groups`.
+    Forbidden {
+        user: String,
+    },
+    WebSocketDisabled,
+}
+
+pub async fn gate(
+    verifier: &Verifier,
+    names: &CookieNames,
+    req: &GateRequest<'_>,
+    now: Timestamp,
+) -> Gate {
+    let app = req.app;
+    if app.config.is_public(req.path) {
+        return Gate::Public;
+    }
+    if req.websocket && !app.config.websocket {
+        return Gate::Refuse(Refused::WebSocketDisabled);
+    }
+    let [token, session_id] = cookies::lookup_each(
+        req.cookie_headers.iter().copied(),
+        [&app.cookie_name, &names.session_id],
+    );
+    let request = AppRequest {
+        app: &app.config.name,
+        token,
+        session_id,
+        path: req.path,
+        activity_exempt: app.is_activity_exempt(req.path),
+    };
+    let websocket_session = req
+        .websocket
+        .then(|| request.session_id.value().and_then(SessionId::parse))
+        .flatten();
+    match verifier.verify(&request, now).await {
+        Verdict::Admit(admission)
+            if !app
+                .config
+                .allows(admission.identity.user(), admission.identity.groups()) =>
+        {
+            Gate::Refuse(Refused::Forbidden {
+                user: admission.identity.user().to_string(),
+            })
+        }
+        Verdict::Admit(admission) => Gate::Admit(Admitted {
+            identity: admission.identity,
+            renewed: admission.renewed,
+            websocket_session,
+        }),
+        Verdict::Refuse(refusal) => Gate::Refuse(Refused::Verify(refusal)),
+    }
+}
+
+/// Where a refused navigation goes to sign in: the hub's authorize endpoint, told which app and
+/// where to return. From an app's own host that is an absolute URL on the hub's host, and the
+/// return address is the full original URL (the callback on that host finishes the sign-in).
+pub struct SignInUrls {
+    pub hub_prefix: String,
+    /// `server.public_url`'s origin.
+    pub public_origin: String,
+    pub https: bool,
+}
+
+impl SignInUrls {
+    pub fn authorize(&self, app: &AppConfig, host: Option<&str>, path_and_query: &str) -> String {
+        let name = encode_component(&app.name);
+        match (&app.host, host) {
+            (Some(_), Some(host)) => {
+                let scheme = if self.https { "https" } else { "http" };
+                let next = format!("{scheme}://{host}{path_and_query}");
+                format!(
+                    "{}{}/authorize?app={name}&next={}",
+                    self.public_origin,
+                    self.hub_prefix,
+                    encode_component(&next)
+                )
+            }
+            _ => format!(
+                "{}/authorize?app={name}&next={}",
+                self.hub_prefix,
+                encode_component(path_and_query)
+            ),
+        }
+    }
+}
+
+/// Reasons that mean the session is over: an app host then also clears its own cookies, since
+/// the hub's sign-out can only clear the hub host's.
+pub fn session_over(refused: &Refused) -> bool {
+    matches!(
+        refused,
+        Refused::Verify(Refusal::Unauthenticated(
+            Reason::SessionRevoked | Reason::IdleTimeout | Reason::SessionExpired
+        ))
+    )
+}
