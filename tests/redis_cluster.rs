@@ -288,6 +288,41 @@ async fn a_whole_cluster_outage_is_survived_and_recovered_from_without_restarts(
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_failures_count_across_instances_on_the_cluster() {
+    let d = deployment(1, "").await;
+    let setup = d
+        .setup
+        .clone()
+        .hub("login_max_failures = 3\nlogin_failure_window = \"1m\"\nlogin_lockout = \"1m\"");
+    let (a, b) = (setup.clone().start(), setup.start());
+    let victim = &d.users[0];
+    // Three wrong passwords spread over both instances and three addresses: the user's count and
+    // each address's count live in one slot ({lockout}), so one script checks both.
+    for (gw, ip) in [(&a, "127.0.0.2"), (&b, "127.0.0.3"), (&a, "127.0.0.4")] {
+        let mut guesser = gw.browser_from(ip);
+        assert_eq!(
+            guesser.sign_in_to(victim, "wrong", false, "/").await.status,
+            401
+        );
+    }
+    for gw in [&a, &b] {
+        let page = gw
+            .browser_from("127.0.0.5")
+            .sign_in_to(victim, ALICE_PASSWORD, false, "/")
+            .await;
+        assert_eq!(page.status, 429, "{}", page.body);
+    }
+    let mut alice = b.browser_from("127.0.0.6");
+    assert_eq!(
+        alice
+            .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+            .await
+            .status,
+        303
+    );
+}
+
 /// Commands per request since `before`, leaving out what no request causes (the test's INFO, the
 /// sweeper's reads, the cluster client's topology checks).
 fn caused_since(
