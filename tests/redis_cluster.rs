@@ -223,20 +223,8 @@ async fn a_whole_cluster_outage_is_survived_and_recovered_from_without_restarts(
     d.cluster.stop();
     let ready = browser.get("/hub/ready").await;
     assert_eq!(ready.status, 503, "{}", ready.body);
-    // deny: once the instance notices it is deaf (bounded here at 2 s), its cache vouches for nothing.
-    let noticed = Instant::now();
-    let during = loop {
-        let started = Instant::now();
-        let page = browser.get("/apps/one/x").await;
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no request hangs"
-        );
-        if page.status != 200 || noticed.elapsed() > Duration::from_secs(2) {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // deny: nothing the cache cannot vouch for, once the instance knows it is deaf.
+    let during = answer_once_deaf(&mut browser).await;
     assert_eq!(
         (during.status, during.json()["error"].as_str()),
         (503, Some("store_unavailable"))
@@ -296,31 +284,9 @@ async fn sign_in_failures_count_across_instances_on_the_cluster() {
         .clone()
         .hub("login_max_failures = 3\nlogin_failure_window = \"1m\"\nlogin_lockout = \"1m\"");
     let (a, b) = (setup.clone().start(), setup.start());
-    let victim = &d.users[0];
-    // Three wrong passwords spread over both instances and three addresses: the user's count and
-    // each address's count live in one slot ({lockout}), so one script checks both.
-    for (gw, ip) in [(&a, "127.0.0.2"), (&b, "127.0.0.3"), (&a, "127.0.0.4")] {
-        let mut guesser = gw.browser_from(ip);
-        assert_eq!(
-            guesser.sign_in_to(victim, "wrong", false, "/").await.status,
-            401
-        );
-    }
-    for gw in [&a, &b] {
-        let page = gw
-            .browser_from("127.0.0.5")
-            .sign_in_to(victim, ALICE_PASSWORD, false, "/")
-            .await;
-        assert_eq!(page.status, 429, "{}", page.body);
-    }
-    let mut alice = b.browser_from("127.0.0.6");
-    assert_eq!(
-        alice
-            .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-            .await
-            .status,
-        303
-    );
+    // The user's count and each address's count live in one slot ({lockout}), so the one
+    // script that checks both runs on the cluster.
+    three_failures_lock_out_on_both(&a, &b, &d.users[0], ALICE_PASSWORD).await;
 }
 
 /// Commands per request since `before`, leaving out what no request causes (the test's INFO, the

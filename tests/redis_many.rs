@@ -77,22 +77,8 @@ async fn a_redis_outage_is_survived_and_recovered_from_without_restarts() {
         "{}",
         ready.body
     );
-    // deny: nothing the cache cannot vouch for, and a deaf instance's cache vouches for nothing —
-    // as soon as it notices the lost subscription (milliseconds; bounded here at 2 s).
-    let noticed = Instant::now();
-    let during = loop {
-        let started = Instant::now();
-        let page = browser.get("/apps/one/x").await;
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no request hangs: {:?}",
-            started.elapsed()
-        );
-        if page.status != 200 || noticed.elapsed() > Duration::from_secs(2) {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // deny: nothing the cache cannot vouch for, once the instance knows it is deaf.
+    let during = answer_once_deaf(&mut browser).await;
     assert_eq!(
         (during.status, during.json()["error"].as_str()),
         (503, Some("store_unavailable"))
@@ -312,32 +298,7 @@ async fn two_instances_locking_after_three(redis: &Redis) -> (Gateway, Gateway) 
 async fn sign_in_failures_count_across_instances() {
     let redis = Redis::start();
     let (a, b) = two_instances_locking_after_three(&redis).await;
-    // Three wrong passwords for bob, spread over both instances and three addresses: with a
-    // count per instance neither would have reached three.
-    for (gw, ip) in [(&a, "127.0.0.2"), (&b, "127.0.0.3"), (&a, "127.0.0.4")] {
-        let mut guesser = gw.browser_from(ip);
-        assert_eq!(
-            guesser.sign_in_to("bob", "wrong", false, "/").await.status,
-            401
-        );
-    }
-    for gw in [&a, &b] {
-        let mut bob = gw.browser_from("127.0.0.5");
-        let page = bob.sign_in_to("bob", BOB_PASSWORD, false, "/").await;
-        assert_eq!(page.status, 429, "{}", page.body);
-        assert!(page.header("retry-after").is_some());
-    }
-    // Other users and addresses are not affected, on either instance.
-    for gw in [&a, &b] {
-        let mut alice = gw.browser_from("127.0.0.6");
-        assert_eq!(
-            alice
-                .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-                .await
-                .status,
-            303
-        );
-    }
+    three_failures_lock_out_on_both(&a, &b, "bob", BOB_PASSWORD).await;
     // The counts live in expiring keys: nothing is kept without a time limit.
     let keys = redis
         .command(&["KEYS", "test:{lockout}:*"])

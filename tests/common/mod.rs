@@ -1271,3 +1271,55 @@ pub fn doc_snippet(doc: &str, name: &str) -> String {
         .map(|(block, _)| block.to_string())
         .expect("the fenced block ends")
 }
+
+/// During a store outage with `on_store_error = "deny"`: the app request answered once the
+/// instance has noticed it is deaf to revocations (milliseconds; bounded here at 2 s), after which
+/// its cache vouches for nothing. No request may hang meanwhile.
+pub async fn answer_once_deaf(browser: &mut Browser) -> Page {
+    let noticed = Instant::now();
+    loop {
+        let started = Instant::now();
+        let page = browser.get("/apps/one/x").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no request hangs: {:?}",
+            started.elapsed()
+        );
+        if page.status != 200 || noticed.elapsed() > Duration::from_secs(2) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two instances sharing a store that lock out after three failures: three wrong passwords for
+/// `user` (whose password is `password`) over both instances lock `user` out on both (429 with
+/// Retry-After), and alice from another address still signs in on both.
+pub async fn three_failures_lock_out_on_both(a: &Gateway, b: &Gateway, user: &str, password: &str) {
+    // Three wrong passwords for `user`, spread over both instances and three addresses: with a
+    // count per instance neither would have reached three.
+    for (gw, ip) in [(a, "127.0.0.2"), (b, "127.0.0.3"), (a, "127.0.0.4")] {
+        let mut guesser = gw.browser_from(ip);
+        assert_eq!(
+            guesser.sign_in_to(user, "wrong", false, "/").await.status,
+            401
+        );
+    }
+    for gw in [a, b] {
+        let mut victim = gw.browser_from("127.0.0.5");
+        let page = victim.sign_in_to(user, password, false, "/").await;
+        assert_eq!(page.status, 429, "{}", page.body);
+        assert!(page.header("retry-after").is_some());
+    }
+    // Other users and addresses are not affected, on either instance.
+    for gw in [a, b] {
+        let mut alice = gw.browser_from("127.0.0.6");
+        assert_eq!(
+            alice
+                .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+                .await
+                .status,
+            303
+        );
+    }
+}
