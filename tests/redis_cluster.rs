@@ -66,6 +66,13 @@ async fn a_session_made_on_a_works_on_b_and_sign_out_on_b_is_refused_on_a_at_onc
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_open_websocket_carries_nothing_after_sign_out_on_another_instance() {
+    let d = deployment(1, "").await;
+    let (a, b) = (d.setup.clone().start(), d.setup.start());
+    websocket_closed_by_sign_out_on_b(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn admin_revoke_ends_one_users_sessions_and_everyones_on_every_primary() {
     let d = deployment(2, "cache_ttl = \"5m\"").await;
     let (a, b) = (d.setup.clone().start(), d.setup.start());

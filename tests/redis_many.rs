@@ -3,9 +3,7 @@
 
 mod common;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 const ADMIN_TOKEN: &str = "redis-test-admin-token-0123";
 
@@ -177,31 +175,7 @@ async fn an_open_websocket_carries_nothing_after_sign_out_on_another_instance() 
     let redis = Redis::start();
     let setup = shared_setup(&redis, "").await;
     let (a, b) = (setup.clone().start(), setup.start());
-    let mut browser = a.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    let url = format!("ws://127.0.0.1:{}/apps/one/ws", a.port);
-    let cookie = browser.cookie_header("/apps/one/ws").unwrap();
-    let mut socket = open_echoing_websocket(&url, Some(&cookie)).await;
-    socket.send(Message::text("before")).await.unwrap();
-    assert_eq!(
-        socket
-            .next()
-            .await
-            .unwrap()
-            .unwrap()
-            .into_text()
-            .unwrap()
-            .as_str(),
-        "before"
-    );
-
-    let mut on_b = browser.on(&b);
-    assert_eq!(on_b.get("/hub/logout").await.status, 302);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    assert_carries_nothing_more(&mut socket, "sign-out").await;
+    websocket_closed_by_sign_out_on_b(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

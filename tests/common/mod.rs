@@ -1323,3 +1323,35 @@ pub async fn three_failures_lock_out_on_both(a: &Gateway, b: &Gateway, user: &st
         );
     }
 }
+
+/// Two instances sharing a store (app "one"): alice's WebSocket open through `a` carries nothing
+/// more once she signs out on `b`.
+pub async fn websocket_closed_by_sign_out_on_b(a: &Gateway, b: &Gateway) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut browser = a.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    let url = format!("ws://127.0.0.1:{}/apps/one/ws", a.port);
+    let cookie = browser.cookie_header("/apps/one/ws").unwrap();
+    let mut socket = open_echoing_websocket(&url, Some(&cookie)).await;
+    socket.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        socket
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "before"
+    );
+
+    let mut on_b = browser.on(b);
+    assert_eq!(on_b.get("/hub/logout").await.status, 302);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_carries_nothing_more(&mut socket, "sign-out").await;
+}
