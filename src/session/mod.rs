@@ -73,8 +73,9 @@ impl SessionId {
                 _ => 63,
             }
         }
-        let b = self.0.as_bytes();
-        (sextet(b[0]) << 4) | (sextet(b[1]) >> 2)
+        // Never a panic, even for an id that did not come through `parse` (deserialised).
+        let char_at = |i: usize| self.0.as_bytes().get(i).copied().unwrap_or(b'A');
+        (sextet(char_at(0)) << 4) | (sextet(char_at(1)) >> 2)
     }
 
     /// Accepts only what [`SessionId::generate`] can produce, so a hostile cookie value never
