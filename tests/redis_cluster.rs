@@ -261,26 +261,7 @@ async fn a_whole_cluster_outage_is_survived_and_recovered_from_without_restarts(
         browser.get("/apps/one/x").await.json()["reason"],
         "session_revoked"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut on_a = Browser::signed_in_api(&a, &d.users[0], ALICE_PASSWORD, "one").await;
-        let mut on_b = on_a.on(&b);
-        assert_eq!(on_a.get("/apps/one/x").await.status, 200);
-        let mut out = on_a.on(&b);
-        out.accept = HTML;
-        assert_eq!(out.get("/hub/logout").await.status, 302);
-        assert_eq!(on_b.get("/apps/one/x").await.status, 401);
-        assert_eq!(on_a.get("/apps/one/x").await.status, 401);
-        // Heard by A's listener, not only found in the store — once it has resubscribed (it
-        // backs off up to 2 s between attempts).
-        if a.metric_reaches("hubgate_revocations_received_total", 1.0)
-            .await
-            >= 1.0
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A hears revocations again");
-    }
+    revocations_heard_again(&a, &b, &d.users[0], ALICE_PASSWORD).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

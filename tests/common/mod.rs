@@ -1355,3 +1355,28 @@ pub async fn websocket_closed_by_sign_out_on_b(a: &Gateway, b: &Gateway) {
 
     assert_carries_nothing_more(&mut socket, "sign-out").await;
 }
+
+/// After a store outage or failover: sessions signed in on `a` and signed out on `b` until `a`'s
+/// listener hears the revocation itself (it resubscribes by itself, backing off up to 2 s), so
+/// `a` is not merely finding the end in the store. Fails after 10 s.
+pub async fn revocations_heard_again(a: &Gateway, b: &Gateway, user: &str, password: &str) {
+    let before = a.metric("hubgate_revocations_received_total").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut on_a = Browser::signed_in_api(a, user, password, "one").await;
+        let mut on_b = on_a.on(b);
+        assert_eq!(on_a.get("/apps/one/x").await.status, 200);
+        let mut out = on_a.on(b);
+        out.accept = HTML;
+        assert_eq!(out.get("/hub/logout").await.status, 302);
+        assert_eq!(on_b.get("/apps/one/x").await.status, 401);
+        assert_eq!(on_a.get("/apps/one/x").await.status, 401);
+        if a.metric_reaches("hubgate_revocations_received_total", before + 1.0)
+            .await
+            > before
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "A hears revocations again");
+    }
+}
