@@ -15,9 +15,34 @@ use base64::Engine;
 use futures_util::StreamExt;
 use hubgate::auth::tokens::{AppClaims, KeyRing};
 use hubgate::auth::Identity;
-use hubgate::config::SigningKey;
+use hubgate::config::{OnStoreError, RedisMode, SessionConfig, SigningKey, StoreKind};
 use hubgate::session::{RedisStore, Session, SessionId, SessionStore};
 use hubgate::time::Timestamp;
+
+/// The store's settings for `redis` — one URL, or a cluster's seed nodes separated by commas.
+fn store_config(redis: &str, prefix: &str) -> SessionConfig {
+    let urls: Vec<String> = redis.split(',').map(str::to_string).collect();
+    let cluster = urls.len() > 1;
+    SessionConfig {
+        store: StoreKind::Redis,
+        redis_mode: if cluster {
+            RedisMode::Cluster
+        } else {
+            RedisMode::Standalone
+        },
+        redis_url: urls[0].clone(),
+        redis_urls: if cluster { urls } else { Vec::new() },
+        sentinel_master: String::new(),
+        key_prefix: prefix.to_string(),
+        lifetime: Duration::from_secs(12 * 3600),
+        remember_me_lifetime: Duration::from_secs(20 * 24 * 3600),
+        idle_timeout: Some(Duration::from_secs(1800)),
+        cache_ttl: Duration::from_secs(300),
+        cache_capacity: 100_000,
+        activity_exempt_paths: Vec::new(),
+        on_store_error: OnStoreError::Deny,
+    }
+}
 
 struct Minter {
     store: RedisStore,
@@ -31,8 +56,7 @@ impl Minter {
             .decode(key_b64.trim_end_matches('='))
             .expect("the key is base64url");
         Minter {
-            store: RedisStore::new(redis_url, prefix, Some(Duration::from_secs(1800)))
-                .expect("redis url"),
+            store: RedisStore::new(&store_config(redis_url, prefix)).expect("redis url"),
             keys: KeyRing::new(&[SigningKey {
                 id: "k1".into(),
                 secret,
@@ -45,7 +69,7 @@ impl Minter {
     async fn session(&self, n: usize) -> (SessionId, String) {
         let now = Timestamp::now();
         let session = Session {
-            id: SessionId::generate(),
+            id: SessionId::generate_for(&format!("bench{n}")),
             user: format!("bench{n}"),
             groups: vec!["bench".into()],
             email: format!("bench{n}@example.com"),

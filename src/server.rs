@@ -46,11 +46,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let store: Arc<dyn SessionStore> = match config.session.store {
         StoreKind::Memory => Arc::new(MemoryStore::default()),
         StoreKind::Redis => {
-            let redis = Arc::new(RedisStore::new(
-                &config.session.redis_url,
-                &config.session.key_prefix,
-                config.session.idle_timeout,
-            )?);
+            let redis = Arc::new(RedisStore::new(&config.session)?);
             // Until the revocation channel is heard, this instance could miss a sign-out made
             // elsewhere: it uses no cached grant before then.
             cache.set_trusted(false);

@@ -133,6 +133,56 @@ upstreams = ["nowhere"]
 }
 
 #[test]
+fn redis_mode_mistakes_are_named_by_their_keys() {
+    let apps = "[[apps]]\nname = \"a\"\nprefix = \"/apps/a\"\nupstreams = [\"127.0.0.1:3000\"]\n";
+    let keys =
+        "[[tokens.keys]]\nid = \"k1\"\nsecret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n";
+    for (session, expected) in [
+        (
+            "redis_mode = \"shard\"",
+            "error: session.redis_mode: \"shard\" is not a mode (use \"standalone\", \"cluster\" or \"sentinel\")",
+        ),
+        ("redis_mode = \"cluster\"", "error: session.redis_urls: must name at least one node"),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"127.0.0.1:7000\"]",
+            "error: session.redis_urls[0]: \"127.0.0.1:7000\" is not a redis:// or rediss:// URL",
+        ),
+        (
+            "redis_mode = \"sentinel\"\nredis_urls = [\"redis://127.0.0.1:26379\"]",
+            "error: session.sentinel_master: redis_mode = \"sentinel\" needs the name",
+        ),
+        (
+            "redis_urls = [\"redis://127.0.0.1:7000\"]",
+            "error: session.redis_urls: is for redis_mode = \"cluster\" or \"sentinel\"",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"redis://a:1\"]\nsentinel_master = \"m\"",
+            "error: session.sentinel_master: is only for redis_mode = \"sentinel\"",
+        ),
+        (
+            "key_prefix = \"app{1}:\"",
+            "error: session.key_prefix: \"app{1}:\" contains { or }",
+        ),
+    ] {
+        let config = format!("[session]\nstore = \"redis\"\n{session}\n[tokens]\n{keys}\n{apps}");
+        let (code, stderr) = check_config(&config);
+        assert_eq!(code, Some(1), "{session}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} for {session:?} in:\n{stderr}"
+        );
+    }
+    let cluster = format!(
+        "[session]\nstore = \"redis\"\nredis_mode = \"cluster\"\nredis_urls = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]\n[tokens]\n{keys}\n{apps}"
+    );
+    assert_eq!(
+        check_config(&cluster).0,
+        Some(0),
+        "a cluster config is valid"
+    );
+}
+
+#[test]
 fn two_apps_claiming_one_host_and_prefix_are_refused_and_bad_hosts_named() {
     let config = r#"
 [server]

@@ -3,9 +3,7 @@
 
 mod common;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 const ADMIN_TOKEN: &str = "redis-test-admin-token-0123";
 
@@ -29,62 +27,12 @@ async fn shared_setup(redis: &Redis, extra_session: &str) -> Setup {
         .env("HUBGATE_ADMIN_TOKEN", ADMIN_TOKEN)
 }
 
-async fn refused_within(browser: &mut Browser, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if browser.get("/apps/one/x").await.status == 401 {
-            return Some(started.elapsed());
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_made_on_one_instance_works_on_another_and_sign_out_reaches_both_at_once() {
     let redis = Redis::start();
     let setup = shared_setup(&redis, "cache_ttl = \"5m\"").await;
     let (a, b) = (setup.clone().start(), setup.start());
-
-    let mut on_a = a.browser();
-    on_a.sign_in_and_open("alice", ALICE_PASSWORD, "one").await;
-    on_a.accept = JSON;
-    let mut on_b = on_a.on(&b);
-    assert_eq!(
-        on_b.get("/apps/one/x").await.json()["headers"]["x-forwarded-user"],
-        "alice"
-    );
-    // Both instances now hold the verification in their caches.
-    for browser in [&mut on_a, &mut on_b] {
-        assert_eq!(browser.get("/apps/one/x").await.status, 200);
-        assert_eq!(browser.get("/apps/one/x").await.status, 200);
-    }
-    assert!(
-        a.metric_reaches("hubgate_auth_cache_lookups_total{result=\"hit\"}", 2.0)
-            .await
-            >= 2.0
-    );
-
-    let mut sign_out = on_b.on(&b);
-    sign_out.accept = HTML;
-    let out = sign_out.get("/hub/logout").await;
-    assert_eq!(out.status, 302);
-    let delay = refused_within(&mut on_a, Duration::from_secs(2))
-        .await
-        .expect("instance A refuses the old cookies");
-    println!("sign-out on B refused on A after {delay:?} (including one request round trip)");
-    assert_eq!(
-        on_a.get("/apps/one/x").await.json()["reason"],
-        "session_revoked"
-    );
-    assert_eq!(
-        on_b.get("/apps/one/x").await.json()["reason"],
-        "session_revoked"
-    );
-    assert_eq!(
-        a.metric_reaches("hubgate_revocations_received_total", 1.0)
-            .await,
-        1.0
-    );
+    sign_out_on_b_is_refused_on_a_at_once(&a, &b, "standalone").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,16 +44,7 @@ async fn an_admin_revoke_on_one_instance_ends_the_session_on_the_other() {
     on_b.sign_in_and_open("alice", ALICE_PASSWORD, "one").await;
     on_b.accept = JSON;
     assert_eq!(on_b.get("/apps/one/x").await.status, 200);
-    let revoked: serde_json::Value = reqwest::Client::new()
-        .post(a.url("/hub/api/admin/revoke"))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(r#"{"user":"alice"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let revoked = admin_revoke(&a, ADMIN_TOKEN, r#"{"user":"alice"}"#).await;
     assert_eq!(revoked, serde_json::json!({"revoked": 1}));
     assert!(refused_within(&mut on_b, Duration::from_secs(2))
         .await
@@ -136,22 +75,8 @@ async fn a_redis_outage_is_survived_and_recovered_from_without_restarts() {
         "{}",
         ready.body
     );
-    // deny: nothing the cache cannot vouch for, and a deaf instance's cache vouches for nothing —
-    // as soon as it notices the lost subscription (milliseconds; bounded here at 2 s).
-    let noticed = Instant::now();
-    let during = loop {
-        let started = Instant::now();
-        let page = browser.get("/apps/one/x").await;
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no request hangs: {:?}",
-            started.elapsed()
-        );
-        if page.status != 200 || noticed.elapsed() > Duration::from_secs(2) {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // deny: nothing the cache cannot vouch for, once the instance knows it is deaf.
+    let during = answer_once_deaf(&mut browser).await;
     assert_eq!(
         (during.status, during.json()["error"].as_str()),
         (503, Some("store_unavailable"))
@@ -250,31 +175,7 @@ async fn an_open_websocket_carries_nothing_after_sign_out_on_another_instance() 
     let redis = Redis::start();
     let setup = shared_setup(&redis, "").await;
     let (a, b) = (setup.clone().start(), setup.start());
-    let mut browser = a.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    let url = format!("ws://127.0.0.1:{}/apps/one/ws", a.port);
-    let cookie = browser.cookie_header("/apps/one/ws").unwrap();
-    let mut socket = open_echoing_websocket(&url, Some(&cookie)).await;
-    socket.send(Message::text("before")).await.unwrap();
-    assert_eq!(
-        socket
-            .next()
-            .await
-            .unwrap()
-            .unwrap()
-            .into_text()
-            .unwrap()
-            .as_str(),
-        "before"
-    );
-
-    let mut on_b = browser.on(&b);
-    assert_eq!(on_b.get("/hub/logout").await.status, 302);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    assert_carries_nothing_more(&mut socket, "sign-out").await;
+    websocket_closed_by_sign_out_on_b(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -304,6 +205,61 @@ async fn cached_requests_send_no_command_to_redis() {
     assert_eq!(caused, 0);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_of_the_layout_before_buckets_end_with_a_recorded_reason_on_upgrade() {
+    let redis = Redis::start();
+    let id = hubgate::session::SessionId::generate();
+    let now = hubgate::time::Timestamp::now().0.to_string();
+    let later = (hubgate::time::Timestamp::now().0 + 3_600_000).to_string();
+    let old_session = format!("test:session:{}", id.as_str());
+    for command in [
+        vec![
+            "HSET",
+            &old_session,
+            "user",
+            "alice",
+            "groups",
+            "[]",
+            "email",
+            "",
+        ],
+        vec![
+            "HSET",
+            &old_session,
+            "created_at",
+            &now,
+            "expires_at",
+            &later,
+        ],
+        vec!["HSET", &old_session, "last_seen", &now, "remember_me", "0"],
+        vec!["ZADD", "test:deadlines", &later, id.as_str()],
+        vec!["SADD", "test:user:alice", id.as_str()],
+    ] {
+        assert!(redis.command(&command).is_some_and(|r| !r.starts_with('-')));
+    }
+    let gw = shared_setup(&redis, "").await.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .metric_reaches("hubgate_sessions_ended_total{reason=\"revoked\"}", 1.0)
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+    }
+    let ended = format!("test:{{{}}}:ended:{}", id.bucket(), id.as_str());
+    assert!(redis.command(&["GET", &ended]).unwrap().contains("revoked"));
+    for gone in [old_session.as_str(), "test:deadlines", "test:user:alice"] {
+        assert_eq!(
+            redis.command(&["EXISTS", gone]).unwrap().trim(),
+            ":0",
+            "{gone}"
+        );
+    }
+    let ends = gw.log_events("session_ended");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["fields"]["user"], "alice");
+}
+
 /// Two instances sharing `redis` that lock a user or address out after three failures.
 async fn two_instances_locking_after_three(redis: &Redis) -> (Gateway, Gateway) {
     let setup = shared_setup(redis, "")
@@ -316,38 +272,13 @@ async fn two_instances_locking_after_three(redis: &Redis) -> (Gateway, Gateway) 
 async fn sign_in_failures_count_across_instances() {
     let redis = Redis::start();
     let (a, b) = two_instances_locking_after_three(&redis).await;
-    // Three wrong passwords for bob, spread over both instances and three addresses: with a
-    // count per instance neither would have reached three.
-    for (gw, ip) in [(&a, "127.0.0.2"), (&b, "127.0.0.3"), (&a, "127.0.0.4")] {
-        let mut guesser = gw.browser_from(ip);
-        assert_eq!(
-            guesser.sign_in_to("bob", "wrong", false, "/").await.status,
-            401
-        );
-    }
-    for gw in [&a, &b] {
-        let mut bob = gw.browser_from("127.0.0.5");
-        let page = bob.sign_in_to("bob", BOB_PASSWORD, false, "/").await;
-        assert_eq!(page.status, 429, "{}", page.body);
-        assert!(page.header("retry-after").is_some());
-    }
-    // Other users and addresses are not affected, on either instance.
-    for gw in [&a, &b] {
-        let mut alice = gw.browser_from("127.0.0.6");
-        assert_eq!(
-            alice
-                .sign_in_to("alice", ALICE_PASSWORD, false, "/")
-                .await
-                .status,
-            303
-        );
-    }
+    three_failures_lock_out_on_both(&a, &b, "bob", BOB_PASSWORD).await;
     // The counts live in expiring keys: nothing is kept without a time limit.
     let keys = redis
-        .command(&["KEYS", "test:lockout:*"])
+        .command(&["KEYS", "test:{lockout}:*"])
         .unwrap_or_default();
     assert!(keys.contains("bob"), "{keys}");
-    for key in keys.lines().filter(|l| l.starts_with("test:lockout:")) {
+    for key in keys.lines().filter(|l| l.starts_with("test:{lockout}:")) {
         let ttl = redis.command(&["PTTL", key]).unwrap_or_default();
         let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap_or(-1);
         assert!(ttl > 0, "{key} has no expiry ({ttl})");

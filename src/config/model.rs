@@ -109,6 +109,14 @@ pub enum StoreKind {
     Redis,
 }
 
+/// How hubgate reaches Redis: one server, a Redis Cluster, or a primary that Sentinel names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnStoreError {
     Deny,
@@ -118,7 +126,11 @@ pub enum OnStoreError {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub store: StoreKind,
+    pub redis_mode: RedisMode,
     pub redis_url: String,
+    /// Cluster seed nodes, or the Sentinels' addresses.
+    pub redis_urls: Vec<String>,
+    pub sentinel_master: String,
     pub key_prefix: String,
     pub lifetime: Duration,
     pub remember_me_lifetime: Duration,

@@ -180,14 +180,66 @@ fn read_session(s: &mut Section) -> SessionConfig {
             StoreKind::Memory
         }
     };
+    let redis_mode = match s.string("redis_mode", "standalone").as_str() {
+        "standalone" => RedisMode::Standalone,
+        "cluster" => RedisMode::Cluster,
+        "sentinel" => RedisMode::Sentinel,
+        other => {
+            s.report(
+                "redis_mode",
+                format!(
+                    "{other:?} is not a mode (use \"standalone\", \"cluster\" or \"sentinel\")"
+                ),
+            );
+            RedisMode::Standalone
+        }
+    };
     let redis_url = s.string("redis_url", "redis://127.0.0.1:6379/0");
-    if !(redis_url.starts_with("redis://")
-        || redis_url.starts_with("rediss://")
-        || redis_url.starts_with("redis+unix://"))
-    {
+    if !is_redis_url(&redis_url) {
         s.report("redis_url", format!("{redis_url:?} is not a redis:// URL"));
     }
+    let redis_urls = s.string_list("redis_urls");
+    for (i, url) in redis_urls.iter().enumerate() {
+        if !is_redis_url(url) || url.starts_with("redis+unix://") {
+            s.report(
+                &format!("redis_urls[{i}]"),
+                format!("{url:?} is not a redis:// or rediss:// URL"),
+            );
+        }
+    }
+    let sentinel_master = s.string("sentinel_master", "");
+    if store == StoreKind::Redis {
+        match redis_mode {
+            RedisMode::Standalone if !redis_urls.is_empty() => s.report(
+                "redis_urls",
+                "is for redis_mode = \"cluster\" or \"sentinel\"; a standalone server is redis_url",
+            ),
+            RedisMode::Cluster | RedisMode::Sentinel if redis_urls.is_empty() => s.report(
+                "redis_urls",
+                "must name at least one node (cluster seed nodes, or the Sentinels)",
+            ),
+            _ => {}
+        }
+        match redis_mode {
+            RedisMode::Sentinel if sentinel_master.is_empty() => s.report(
+                "sentinel_master",
+                "redis_mode = \"sentinel\" needs the name Sentinel knows the primary by (e.g. \"mymaster\")",
+            ),
+            RedisMode::Standalone | RedisMode::Cluster if !sentinel_master.is_empty() => {
+                s.report("sentinel_master", "is only for redis_mode = \"sentinel\"")
+            }
+            _ => {}
+        }
+    }
     let key_prefix = s.string("key_prefix", "hubgate:");
+    if key_prefix.contains(['{', '}']) {
+        // hubgate writes its own hash tag ({bucket}) after the prefix; a brace in the prefix
+        // would become the tag and put every key in one slot.
+        s.report(
+            "key_prefix",
+            format!("{key_prefix:?} contains {{ or }}: hubgate adds its own Redis hash tags"),
+        );
+    }
     let lifetime = positive(s, "lifetime", 12 * HOUR);
     let remember_me_lifetime = positive(s, "remember_me_lifetime", 20 * 24 * HOUR);
     let idle = s.duration("idle_timeout", 30 * MINUTE);
@@ -208,7 +260,10 @@ fn read_session(s: &mut Section) -> SessionConfig {
     s.take_finish();
     SessionConfig {
         store,
+        redis_mode,
         redis_url,
+        redis_urls,
+        sentinel_master,
         key_prefix,
         lifetime,
         remember_me_lifetime,
@@ -218,6 +273,12 @@ fn read_session(s: &mut Section) -> SessionConfig {
         activity_exempt_paths,
         on_store_error,
     }
+}
+
+fn is_redis_url(url: &str) -> bool {
+    ["redis://", "rediss://", "redis+unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
 }
 
 fn read_tokens(

@@ -59,7 +59,7 @@ impl Lockout {
             StoreKind::Memory => Lockout::InProcess(InProcess::new(limits)),
             StoreKind::Redis => Lockout::Shared {
                 limits,
-                counts: Arc::new(SharedCounts::new(&session.redis_url, &session.key_prefix)),
+                counts: Arc::new(SharedCounts::new(session)),
             },
         }
     }

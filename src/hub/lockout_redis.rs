@@ -1,22 +1,23 @@
 //! The sign-in lockout's counts in Redis, with `session.store = "redis"`: every instance counts
 //! into the same place, so N instances allow `login_max_failures` guesses, not N times that.
 //!
-//! One hash per user name or address, `<key_prefix>lockout:<user:name | ip:addr>`: failures in
+//! One hash per user name or address, `<key_prefix>{lockout}:<user:name | ip:addr>`: failures in
 //! the current window and when it started, attempts in flight, and the end of a lockout. One Lua
 //! script makes each step (check and reserve, or record an outcome) atomic across instances, and
-//! keeps each hash expiring with whatever it still holds, so nothing outlives its window.
+//! keeps each hash expiring with whatever it still holds, so nothing outlives its window. The
+//! script touches a user's and an address's key together, so all of them share the hash tag
+//! `{lockout}`: one slot on a Redis Cluster (sign-in attempts are few next to requests).
 //!
 //! The window is fixed (it starts at the first failure), where the in-process count slides: the
 //! limit holds the same way, a locked-out guesser waits the same.
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
-use tokio::sync::OnceCell;
 
 use super::lockout::Limits;
-use crate::session::redis::{bounded, lazy_connection};
+use crate::config::SessionConfig;
+use crate::session::redis_link::Link;
 use crate::session::StoreError;
 use crate::time::Timestamp;
 
@@ -74,20 +75,19 @@ for _, k in ipairs(KEYS) do settle(k) end
 return 0";
 
 pub struct SharedCounts {
-    client: Result<redis::Client, String>,
-    connection: OnceCell<ConnectionManager>,
+    link: Result<Link, String>,
     key_prefix: String,
     step: Script,
 }
 
 impl SharedCounts {
-    pub fn new(redis_url: &str, key_prefix: &str) -> Self {
+    /// Reaches Redis the way the session store does (`redis_mode`), on its own connection.
+    pub fn new(session: &SessionConfig) -> Self {
         SharedCounts {
-            // The same URL is checked when the session store starts; a bad one stops the
-            // gateway there, so this error is never met while serving.
-            client: redis::Client::open(redis_url).map_err(|e| e.to_string()),
-            connection: OnceCell::new(),
-            key_prefix: format!("{key_prefix}lockout:"),
+            // The same addresses are checked when the session store starts; a bad one stops
+            // the gateway there, so this error is never met while serving.
+            link: Link::new(session),
+            key_prefix: format!("{}{{lockout}}:", session.key_prefix),
             step: Script::new(STEP),
         }
     }
@@ -100,8 +100,8 @@ impl SharedCounts {
         now: Timestamp,
         limits: &Limits,
     ) -> Result<i64, StoreError> {
-        let client = self
-            .client
+        let link = self
+            .link
             .as_ref()
             .map_err(|e| StoreError::Unavailable(e.clone()))?;
         let mut invocation = self.step.prepare_invoke();
@@ -115,13 +115,14 @@ impl SharedCounts {
             .arg(limits.window.as_millis() as u64)
             .arg(limits.lockout.as_millis() as u64)
             .arg(IN_FLIGHT_TTL.as_millis() as u64);
-        bounded(async {
-            let mut conn = lazy_connection(&self.connection, client).await?;
+        // Boxed: the sign-in future that awaits this stays shallow enough for the compiler.
+        Box::pin(link.bounded(async {
+            let mut conn = link.connection().await?;
             invocation
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
-        })
+        }))
         .await
     }
 }

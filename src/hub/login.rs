@@ -257,7 +257,7 @@ impl Hub {
         };
         // A new session id at every sign-in: an id planted in the browser beforehand is never adopted.
         let session = Session {
-            id: SessionId::generate(),
+            id: SessionId::generate_for(&sign_in.user),
             user: sign_in.user,
             groups: sign_in.groups,
             email: sign_in.email,

@@ -5,6 +5,7 @@ mod instrumented;
 mod lifecycle;
 mod memory;
 pub(crate) mod redis;
+pub(crate) mod redis_link;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,11 +26,56 @@ pub use memory::MemoryStore;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionId(String);
 
+/// Sessions live in this many buckets. A bucket is a Redis hash tag (`{17}`): all of one user's
+/// keys share a slot, so every script touches one slot and runs unchanged on Redis Cluster, while
+/// 1024 tags still spread users over far more primaries than anyone runs.
+pub const BUCKETS: u16 = 1024;
+
+/// The bucket that holds `user`'s sessions. A fixed hash (stable across instances, versions and key
+/// rotations, unlike std's hasher or a signing key): its job is spread, not secrecy — user names
+/// come from the users file or a provider, and a crowded bucket only loads one slot.
+pub fn user_bucket(user: &str) -> u16 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"hubgate session bucket\0")
+        .chain_update(user.as_bytes())
+        .finalize();
+    u16::from_be_bytes([digest[0], digest[1]]) % BUCKETS
+}
+
 impl SessionId {
+    /// A random id in a random bucket (the memory store's and tests' case).
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         SessionId(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A fresh id whose first 10 bits name `user`'s bucket, so the store finds the session's
+    /// slot from the cookie alone; 246 random bits remain.
+    pub fn generate_for(user: &str) -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let bucket = user_bucket(user);
+        bytes[0] = (bucket >> 2) as u8;
+        bytes[1] = (bytes[1] & 0x3f) | (((bucket & 3) as u8) << 6);
+        SessionId(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The bucket named by the id's first 10 bits (its first character and a half).
+    pub fn bucket(&self) -> u16 {
+        fn sextet(c: u8) -> u16 {
+            match c {
+                b'A'..=b'Z' => (c - b'A') as u16,
+                b'a'..=b'z' => (c - b'a') as u16 + 26,
+                b'0'..=b'9' => (c - b'0') as u16 + 52,
+                b'-' => 62,
+                _ => 63,
+            }
+        }
+        // Never a panic, even for an id that did not come through `parse` (deserialised).
+        let char_at = |i: usize| self.0.as_bytes().get(i).copied().unwrap_or(b'A');
+        (sextet(char_at(0)) << 4) | (sextet(char_at(1)) >> 2)
     }
 
     /// Accepts only what [`SessionId::generate`] can produce, so a hostile cookie value never
@@ -259,6 +305,24 @@ mod tests {
         ] {
             assert_eq!(SessionId::parse(hostile), None, "{hostile:?}");
         }
+    }
+
+    #[test]
+    fn an_id_names_its_users_bucket() {
+        for user in ["alice", "bob", "", "a-very-long-user-name@example.com"] {
+            let id = SessionId::generate_for(user);
+            assert_eq!(id.bucket(), user_bucket(user), "{user}");
+            assert_eq!(SessionId::parse(id.as_str()), Some(id));
+        }
+        let buckets: std::collections::BTreeSet<u16> = (0..2000)
+            .map(|i| user_bucket(&format!("user{i}")))
+            .collect();
+        assert!(
+            buckets.len() > 800,
+            "users spread over buckets: {}",
+            buckets.len()
+        );
+        assert!(buckets.iter().all(|b| *b < BUCKETS));
     }
 
     #[test]

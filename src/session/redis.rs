@@ -1,40 +1,49 @@
-//! The Redis session store: any number of gateway instances share sessions through one Redis.
+//! The Redis session store: any number of gateway instances share sessions through one Redis, a
+//! Redis Cluster, or a Sentinel-managed primary (see `redis_link.rs`).
 //!
-//! Layout under `key_prefix` (default `hubgate:`):
-//! - `session:<id>`  hash: user, groups (JSON), email, created_at, expires_at, last_seen (ms),
+//! Layout under `key_prefix` (default `hubgate:`), where `{b}` is the session's bucket (0–1023, a
+//! Redis hash tag: the user's bucket, which the session id carries in its first 10 bits):
+//! - `{b}:session:<id>`  hash: user, groups (JSON), email, created_at, expires_at, last_seen (ms),
 //!   remember_me, and `token:<app>` = expiry of the newest token per app. Expires by itself a
 //!   while after the session's deadline, so nothing leaks even if no instance ever sweeps it.
-//! - `user:<name>`   set of that user's session ids (logout-all, admin revoke).
-//! - `deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
-//! - `ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
-//! - `note:<name>`   small values with their own expiry: which user an OpenID provider's subject
-//!   or session belongs to, and logout-token ids already used.
-//! - channel `revocations`: `<id> <reason>` on every end, so every instance purges its cache.
+//! - `{b}:user:<name>`   set of that user's session ids (logout-all, admin revoke).
+//! - `{b}:deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
+//! - `{b}:ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
+//! - `note:<name>`       small values with their own expiry (single-key commands, any slot): which
+//!   user an OpenID provider's subject or session belongs to, and logout-token ids already used.
+//! - revocations: `<id> <reason>` on every end, so every instance purges its cache — sharded
+//!   channel `{b}:revocations` (SPUBLISH) on a cluster, channel `revocations` (PUBLISH) otherwise.
 //!
 //! Every multi-step change is one Lua script, so a change is all-or-nothing and two instances
-//! ending the same session record it once. Scripts touch keys they derive (a user's set), which
-//! is fine for standalone Redis and Sentinel, not for Redis Cluster.
+//! ending the same session record it once. A script's keys, declared or derived (the user's set),
+//! all carry one bucket's tag: one slot, so the same scripts run on a standalone server and on a
+//! cluster. Keys of the layout before buckets (`session:<id>`, `deadlines`, ...) are ended by the
+//! sweeper of a standalone or Sentinel deployment with reason `revoked` (docs/CONFIG.md, upgrade).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
-use tokio::sync::OnceCell;
 
-use super::{EndReason, Lookup, ProviderLink, Session, SessionId, SessionStore, StoreError};
+use super::redis_link::{unavailable, Link};
+use super::{
+    user_bucket, EndReason, Lookup, ProviderLink, Session, SessionId, SessionStore, StoreError,
+    BUCKETS,
+};
+use crate::config::SessionConfig;
 use crate::time::Timestamp;
 
-/// No store call may hold a request longer than this, whatever Redis does.
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Session records outlive their deadline by this much, so the sweeper (not Redis' expiry) ends
 /// them and records why.
 const BACKSTOP: Duration = Duration::from_secs(600);
 const TOMBSTONE_SECS: u64 = 24 * 3600;
 /// Sessions ended per sweep at most; the rest wait for the next sweep.
-const SWEEP_BATCH: isize = 500;
+const SWEEP_BATCH: usize = 500;
+/// Buckets read at once by the sweeper and revoke-all.
+const BUCKETS_IN_FLIGHT: usize = 64;
 
 const CREATE: &str = r"
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
@@ -64,53 +73,119 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1";
 
-// Ends a session once: removes it, leaves the reason, tells every instance.
-const END: &str = r"
-local fields = redis.call('HGETALL', KEYS[1])
-if #fields == 0 then return false end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
-for i = 1, #fields, 2 do
-  if fields[i] == 'user' then redis.call('SREM', ARGV[5] .. fields[i + 1], ARGV[1]) end
+// Ends one session of bucket `tag` once: removes it, leaves the reason, tells every instance.
+// Shared by END and END_USER; every key it touches starts with `tag` (one slot).
+const END_ONE: &str = r"
+local function end_one(tag, id, reason, ttl, publish, channel)
+  local session = tag .. 'session:' .. id
+  local fields = redis.call('HGETALL', session)
+  if #fields == 0 then return false end
+  redis.call('DEL', session)
+  redis.call('ZREM', tag .. 'deadlines', id)
+  redis.call('SET', tag .. 'ended:' .. id, reason, 'EX', ttl)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'user' then redis.call('SREM', tag .. 'user:' .. fields[i + 1], id) end
+  end
+  redis.call(publish, channel, id .. ' ' .. reason)
+  return fields
 end
-redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' ' .. ARGV[2])
+";
+
+// KEYS: session, deadlines, ended (declared for routing; END_ONE derives the same names).
+// ARGV: tag, id, reason, ttl, publish, channel [, legacy prefix].
+// With a legacy prefix (one server only: those keys carry no tag), a session of the layout before
+// buckets is ended too, its reason left where a returning user's lookup finds it.
+const END: &str = r"
+local ended = end_one(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+if ended or not ARGV[7] then return ended end
+local old = ARGV[7] .. 'session:' .. ARGV[2]
+local fields = redis.call('HGETALL', old)
+redis.call('ZREM', ARGV[7] .. 'deadlines', ARGV[2])
+if #fields == 0 then return false end
+redis.call('DEL', old)
+redis.call('SET', ARGV[1] .. 'ended:' .. ARGV[2], ARGV[3], 'EX', ARGV[4])
+for i = 1, #fields, 2 do
+  if fields[i] == 'user' then redis.call('SREM', ARGV[7] .. 'user:' .. fields[i + 1], ARGV[2]) end
+end
+redis.call(ARGV[5], ARGV[6], ARGV[2] .. ' ' .. ARGV[3])
 return fields";
+
+// Every session of one user, in one script on one node. KEYS: the user's set, the bucket's
+// deadlines. ARGV: tag, reason, ttl, publish, channel. Returns {id, fields...} per session ended.
+const END_USER: &str = r"
+local ended = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local fields = end_one(ARGV[1], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+  if fields then
+    table.insert(fields, 1, id)
+    table.insert(ended, fields)
+  end
+end
+redis.call('DEL', KEYS[1])
+return ended";
 
 struct Keys {
     prefix: String,
+    /// On a cluster, one sharded channel per bucket; otherwise one channel.
+    sharded: bool,
 }
 
 impl Keys {
-    fn session(&self, id: &SessionId) -> String {
-        format!("{}session:{}", self.prefix, id.as_str())
+    /// `<prefix>{b}:` — the hash tag every key of bucket `b` starts with.
+    fn tag(&self, bucket: u16) -> String {
+        format!("{}{{{bucket}}}:", self.prefix)
     }
-    fn user_prefix(&self) -> String {
-        format!("{}user:", self.prefix)
+    fn session(&self, id: &SessionId) -> String {
+        format!("{}session:{}", self.tag(id.bucket()), id.as_str())
     }
     fn user(&self, user: &str) -> String {
-        format!("{}user:{user}", self.prefix)
+        format!("{}user:{user}", self.tag(user_bucket(user)))
     }
-    fn deadlines(&self) -> String {
-        format!("{}deadlines", self.prefix)
+    fn deadlines(&self, bucket: u16) -> String {
+        format!("{}deadlines", self.tag(bucket))
     }
     fn ended(&self, id: &SessionId) -> String {
-        format!("{}ended:{}", self.prefix, id.as_str())
+        format!("{}ended:{}", self.tag(id.bucket()), id.as_str())
     }
-    fn channel(&self) -> String {
-        format!("{}revocations", self.prefix)
+    fn channel(&self, bucket: u16) -> String {
+        if self.sharded {
+            format!("{}revocations", self.tag(bucket))
+        } else {
+            format!("{}revocations", self.prefix)
+        }
+    }
+    /// Every channel an instance listens on.
+    fn channels(&self) -> Vec<String> {
+        if self.sharded {
+            (0..BUCKETS).map(|b| self.channel(b)).collect()
+        } else {
+            vec![self.channel(0)]
+        }
+    }
+    fn publish(&self) -> &'static str {
+        if self.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
     }
     fn note(&self, name: &str) -> String {
         format!("{}note:{name}", self.prefix)
     }
+    /// The sorted set of the layout before buckets, still swept on one server after an upgrade.
+    fn legacy_deadlines(&self) -> String {
+        format!("{}deadlines", self.prefix)
+    }
 }
 
 pub struct RedisStore {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: Link,
     keys: Keys,
     idle_timeout: Option<Duration>,
     scripts: Scripts,
+    /// Set once no session of the layout before buckets is left (at once on a cluster, which
+    /// never had one): the sweeper stops looking.
+    legacy_gone: AtomicBool,
 }
 
 struct Scripts {
@@ -118,6 +193,7 @@ struct Scripts {
     touch: Script,
     set_fields: Script,
     end: Script,
+    end_user: Script,
 }
 
 /// A session ended somewhere (possibly on another instance).
@@ -127,44 +203,36 @@ pub struct Revocation {
     pub reason: EndReason,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
 impl RedisStore {
-    /// Checks the URL only; the connection is made on first use and remade by itself after an
-    /// outage, so the gateway starts (and answers `/ready` with 503) while Redis is down.
-    pub fn new(
-        url: &str,
-        key_prefix: &str,
-        idle_timeout: Option<Duration>,
-    ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("session.redis_url: {e}"))?;
+    /// Checks the addresses only; the connection is made on first use and remade by itself after
+    /// an outage, so the gateway starts (and answers `/ready` with 503) while Redis is down.
+    pub fn new(config: &SessionConfig) -> Result<Self, String> {
+        let link = Link::new(config)?;
+        let sharded = link.sharded();
         Ok(RedisStore {
-            client,
-            connection: OnceCell::new(),
+            link,
             keys: Keys {
-                prefix: key_prefix.to_string(),
+                prefix: config.key_prefix.clone(),
+                sharded,
             },
-            idle_timeout,
+            idle_timeout: config.idle_timeout,
             scripts: Scripts {
                 create: Script::new(CREATE),
                 touch: Script::new(TOUCH),
                 set_fields: Script::new(SET_FIELDS),
-                end: Script::new(END),
+                end: Script::new(&format!("{END_ONE}{END}")),
+                end_user: Script::new(&format!("{END_ONE}{END_USER}")),
             },
+            legacy_gone: AtomicBool::new(sharded),
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        lazy_connection(&self.connection, &self.client).await
-    }
-
+    /// Runs one store operation under the link's time limit.
     async fn run<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        bounded(work).await
+        self.link.bounded(work).await
     }
 
     fn deadline(&self, expires_at: Timestamp, last_seen: Timestamp) -> Timestamp {
@@ -183,7 +251,7 @@ impl RedisStore {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         self.run(async {
-            let mut conn = self.connection().await?;
+            let mut conn = self.link.connection().await?;
             invocation
                 .invoke_async(&mut conn)
                 .await
@@ -194,10 +262,30 @@ impl RedisStore {
 
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
         self.run(async {
-            let mut conn = self.connection().await?;
+            let mut conn = self.link.connection().await?;
             command.query_async(&mut conn).await.map_err(unavailable)
         })
         .await
+    }
+
+    /// The ids `command(deadlines key)` answers, over every bucket (each on its own node).
+    async fn ids_in_every_bucket(
+        &self,
+        command: impl Fn(String) -> redis::Cmd,
+    ) -> Result<Vec<String>, StoreError> {
+        let answers: Vec<Result<Vec<String>, StoreError>> = futures_util::stream::iter(0..BUCKETS)
+            .map(|bucket| {
+                let command = command(self.keys.deadlines(bucket));
+                async move { self.query::<Vec<String>>(&command).await }
+            })
+            .buffer_unordered(BUCKETS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut ids = Vec::new();
+        for answer in answers {
+            ids.extend(answer?);
+        }
+        Ok(ids)
     }
 
     /// Ends each of `ids` (skipping malformed ones), returning those this call ended.
@@ -215,19 +303,44 @@ impl RedisStore {
         Ok(ended)
     }
 
+    /// Sessions of the layout before buckets, for the sweeper to end with reason `revoked`
+    /// (their records cannot be found by bucket), a batch per sweep.
+    async fn legacy_sessions(&self) -> Result<Vec<(SessionId, EndReason)>, StoreError> {
+        if self.legacy_gone.load(Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = self
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.legacy_deadlines())
+                    .arg(0)
+                    .arg(SWEEP_BATCH as isize - 1),
+            )
+            .await?;
+        if ids.is_empty() {
+            self.legacy_gone.store(true, Ordering::Relaxed);
+        } else {
+            tracing::warn!(
+                sessions = ids.len(),
+                "ending sessions stored before the bucketed Redis layout (reason: revoked)"
+            );
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| SessionId::parse(id))
+            .map(|id| (id, EndReason::Revoked))
+            .collect())
+    }
+
     /// A stream of revocations from every instance. Ends when the subscription is lost; the
     /// caller then forgets what it cached and subscribes again.
     pub async fn subscribe(
         &self,
     ) -> Result<impl futures_util::Stream<Item = Revocation> + Send + 'static, StoreError> {
-        let channel = self.keys.channel();
-        let mut pubsub = self
-            .run(async { self.client.get_async_pubsub().await.map_err(unavailable) })
+        let messages = self
+            .run(async { self.link.subscribe(self.keys.channels()).await })
             .await?;
-        self.run(async { pubsub.subscribe(&channel).await.map_err(unavailable) })
-            .await?;
-        Ok(pubsub.into_on_message().filter_map(|msg| async move {
-            let payload: String = msg.get_payload().ok()?;
+        Ok(messages.filter_map(|payload| async move {
             let (id, reason) = payload.split_once(' ')?;
             Some(Revocation {
                 id: SessionId::parse(id)?,
@@ -235,38 +348,6 @@ impl RedisStore {
             })
         }))
     }
-}
-
-/// The connection in `cell`, made on first use (inside the runtime) and remade by itself after
-/// an outage. Shared with the sign-in lockout's counts.
-pub(crate) async fn lazy_connection(
-    cell: &OnceCell<ConnectionManager>,
-    client: &redis::Client,
-) -> Result<ConnectionManager, StoreError> {
-    let manager = cell
-        .get_or_try_init(|| async {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_secs(1)))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)
-        })
-        .await?;
-    Ok(manager.clone())
-}
-
-/// Runs one Redis operation under [`OPERATION_TIMEOUT`].
-pub(crate) async fn bounded<T>(
-    work: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
-                "no answer within {OPERATION_TIMEOUT:?}"
-            )))
-        })
 }
 
 fn session_from_fields(
@@ -336,13 +417,19 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, s: &Session) -> Result<(), StoreError> {
+        if s.id.bucket() != user_bucket(&s.user) {
+            // Ending the user's sessions reads them from the user's bucket.
+            return Err(StoreError::Corrupt(
+                "a session id outside its user's bucket (use SessionId::generate_for)".into(),
+            ));
+        }
         let now = Timestamp::now();
         let deadline = self.deadline(s.expires_at, s.last_seen);
         let groups = serde_json::to_string(&s.groups).unwrap_or_else(|_| "[]".into());
         let mut invocation = self.scripts.create.key(self.keys.session(&s.id));
         invocation
             .key(self.keys.user(&s.user))
-            .key(self.keys.deadlines())
+            .key(self.keys.deadlines(s.id.bucket()))
             .arg(s.id.as_str())
             .arg(self.record_ttl_ms(deadline, now))
             .arg(deadline.0);
@@ -382,7 +469,7 @@ impl SessionStore for RedisStore {
         pipe.hgetall(self.keys.session(id)).get(self.keys.ended(id));
         let (pairs, ended): (Vec<String>, Option<String>) = self
             .run(async {
-                let mut conn = self.connection().await?;
+                let mut conn = self.link.connection().await?;
                 pipe.query_async(&mut conn).await.map_err(unavailable)
             })
             .await?;
@@ -399,7 +486,7 @@ impl SessionStore for RedisStore {
         let idle_ms = self.idle_timeout.map_or(0, |d| d.as_millis() as u64);
         let mut invocation = self.scripts.touch.key(self.keys.session(id));
         invocation
-            .key(self.keys.deadlines())
+            .key(self.keys.deadlines(id.bucket()))
             .arg(id.as_str())
             .arg(last_seen.0)
             .arg(idle_ms)
@@ -422,13 +509,17 @@ impl SessionStore for RedisStore {
     async fn end(&self, id: &SessionId, reason: EndReason) -> Result<Option<Session>, StoreError> {
         let mut invocation = self.scripts.end.key(self.keys.session(id));
         invocation
-            .key(self.keys.deadlines())
+            .key(self.keys.deadlines(id.bucket()))
             .key(self.keys.ended(id))
+            .arg(self.keys.tag(id.bucket()))
             .arg(id.as_str())
             .arg(reason.as_str())
             .arg(TOMBSTONE_SECS)
-            .arg(self.keys.channel())
-            .arg(self.keys.user_prefix());
+            .arg(self.keys.publish())
+            .arg(self.keys.channel(id.bucket()));
+        if !self.legacy_gone.load(Ordering::Relaxed) {
+            invocation.arg(&self.keys.prefix);
+        }
         match self.invoke::<Option<Vec<String>>>(&invocation).await? {
             Some(pairs) => session_from_fields(id, &fields_from_pairs(pairs)).map(Some),
             None => Ok(None),
@@ -436,20 +527,34 @@ impl SessionStore for RedisStore {
     }
 
     async fn end_user(&self, user: &str, reason: EndReason) -> Result<Vec<Session>, StoreError> {
-        let ids: Vec<String> = self
-            .query(redis::cmd("SMEMBERS").arg(self.keys.user(user)))
-            .await?;
-        self.end_ids(ids, reason).await
+        let bucket = user_bucket(user);
+        let mut invocation = self.scripts.end_user.key(self.keys.user(user));
+        invocation
+            .key(self.keys.deadlines(bucket))
+            .arg(self.keys.tag(bucket))
+            .arg(reason.as_str())
+            .arg(TOMBSTONE_SECS)
+            .arg(self.keys.publish())
+            .arg(self.keys.channel(bucket));
+        let ended: Vec<Vec<String>> = self.invoke(&invocation).await?;
+        let mut sessions = Vec::with_capacity(ended.len());
+        for mut record in ended {
+            let Some(id) = (!record.is_empty())
+                .then(|| record.remove(0))
+                .and_then(|id| SessionId::parse(&id))
+            else {
+                continue;
+            };
+            sessions.push(session_from_fields(&id, &fields_from_pairs(record))?);
+        }
+        Ok(sessions)
     }
 
     async fn end_all(&self, reason: EndReason) -> Result<Vec<Session>, StoreError> {
-        let ids: Vec<String> = self
-            .query(
-                redis::cmd("ZRANGE")
-                    .arg(self.keys.deadlines())
-                    .arg(0)
-                    .arg(-1),
-            )
+        let ids = self
+            .ids_in_every_bucket(|deadlines| {
+                redis::cmd("ZRANGE").arg(deadlines).arg(0).arg(-1).clone()
+            })
             .await?;
         self.end_ids(ids, reason).await
     }
@@ -459,16 +564,20 @@ impl SessionStore for RedisStore {
         now: Timestamp,
         idle_timeout: Option<Duration>,
     ) -> Result<Vec<(SessionId, EndReason)>, StoreError> {
-        let due = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.keys.deadlines())
-            .arg("-inf")
-            .arg(now.0)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(SWEEP_BATCH)
-            .clone();
-        let ids: Vec<String> = self.query(&due).await?;
-        let mut stale = Vec::new();
+        let mut stale = self.legacy_sessions().await?;
+        let mut ids = self
+            .ids_in_every_bucket(|deadlines| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(deadlines)
+                    .arg("-inf")
+                    .arg(now.0)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(SWEEP_BATCH)
+                    .clone()
+            })
+            .await?;
+        ids.truncate(SWEEP_BATCH);
         for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
             match self.lookup(&id).await? {
                 Lookup::Live(session) => {
@@ -482,7 +591,7 @@ impl SessionStore for RedisStore {
                 _ => self
                     .query::<i64>(
                         redis::cmd("ZREM")
-                            .arg(self.keys.deadlines())
+                            .arg(self.keys.deadlines(id.bucket()))
                             .arg(id.as_str()),
                     )
                     .await

@@ -27,6 +27,18 @@ groups = ["research"]
 email = "bob@example.com"
 "#;
 
+/// A users file of `names`, each with alice's password ([`ALICE_PASSWORD`]).
+pub fn users_toml(names: &[String]) -> String {
+    let hash = USERS
+        .lines()
+        .find_map(|l| l.strip_prefix("password_hash = "))
+        .unwrap_or_default();
+    names
+        .iter()
+        .map(|n| format!("[[users]]\nname = \"{n}\"\npassword_hash = {hash}\ngroups = []\n"))
+        .collect()
+}
+
 /// A port for a child process to listen on. Taken from below Linux's ephemeral range (32768+),
 /// which `bind(…:0)` never hands out, so a port freed here cannot be grabbed by another test's
 /// listener before the gateway binds it; each test process starts at its own offset.
@@ -645,14 +657,21 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(free_port(), &[])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Redis {
         let mut redis = Redis {
             child: None,
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         redis.restart();
         redis
@@ -677,6 +696,7 @@ impl Redis {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -701,24 +721,7 @@ impl Redis {
 
     /// Runs one command with redis-cli-free plain RESP over TCP; returns the raw reply.
     pub fn command(&self, args: &[&str]) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for a in args {
-            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            let n = stream.read(&mut buf).ok()?;
-            reply.extend_from_slice(&buf[..n]);
-            if n == 0 || reply.ends_with(b"\r\n") {
-                break;
-            }
-        }
-        Some(String::from_utf8_lossy(&reply).into_owned())
+        resp_command(self.port, args)
     }
 
     /// Calls per command from `INFO commandstats`, e.g. {"hgetall": 3, "evalsha": 2}.
@@ -742,6 +745,295 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// One command in plain RESP over TCP to `127.0.0.1:port`; the raw reply.
+pub fn resp_command(port: u16, args: &[&str]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut request = format!("*{}\r\n", args.len());
+    for a in args {
+        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        reply.extend_from_slice(&buf[..n]);
+        if n == 0 || reply.ends_with(b"\r\n") {
+            break;
+        }
+    }
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// A private Redis Cluster of three primaries (`redis-server --cluster-enabled yes`, joined with
+/// `redis-cli --cluster create`), stopped when dropped. Slots as `--cluster create` assigns them:
+/// 0–5460, 5461–10922, 10923–16383, in node order.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        RedisCluster::start_with_replicas(0)
+    }
+
+    /// Three primaries, each with `replicas` replicas (nodes 3.. are the replicas).
+    pub fn start_with_replicas(replicas: usize) -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3 * (1 + replicas))
+            .map(|_| {
+                Redis::start_with(
+                    free_port_with_bus(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ready();
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Stops every node (an outage of the whole cluster).
+    pub fn stop(&mut self) {
+        self.nodes.iter_mut().for_each(Redis::stop);
+    }
+
+    /// Starts every node again on its port: each remembers the cluster (its nodes.conf), not
+    /// the data.
+    pub fn restart(&mut self) {
+        self.nodes.iter_mut().for_each(Redis::restart);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Ready when every node agrees the cluster is up and every replica is in sync.
+        while !self.nodes.iter().enumerate().all(|(i, n)| {
+            n.command(&["CLUSTER", "INFO"])
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+                && (i < 3
+                    || n.command(&["INFO", "replication"])
+                        .is_some_and(|info| info.contains("master_link_status:up")))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The node (index into `nodes`) whose slots hold `slot`.
+    pub fn node_of_slot(slot: u16) -> usize {
+        match slot {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        }
+    }
+
+    /// The node that holds `key`, asked of the cluster itself (`CLUSTER KEYSLOT`).
+    pub fn node_of_key(&self, key: &str) -> usize {
+        let reply = self.nodes[0]
+            .command(&["CLUSTER", "KEYSLOT", key])
+            .unwrap_or_default();
+        let slot = reply.trim().trim_start_matches(':').parse().unwrap_or(0);
+        RedisCluster::node_of_slot(slot)
+    }
+
+    /// Calls per command summed over every node (`INFO commandstats`).
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut total = std::collections::BTreeMap::new();
+        for node in &self.nodes {
+            for (command, calls) in node.command_calls() {
+                *total.entry(command).or_insert(0) += calls;
+            }
+        }
+        total
+    }
+
+    /// Keys on each node (`DBSIZE`).
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.command(&["DBSIZE"])
+                    .and_then(|r| r.trim().trim_start_matches(':').parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+/// A Sentinel set-up: a primary, its replica and three Sentinels watching it as `mymaster` (down
+/// after 1 s), all stopped when dropped.
+pub struct RedisSentinel {
+    pub primary: Redis,
+    pub replica: Redis,
+    pub sentinel_ports: Vec<u16>,
+    sentinels: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start() -> RedisSentinel {
+        let primary = Redis::start();
+        let replica_port = free_port();
+        let replica = Redis::start_with(
+            replica_port,
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sentinels = Vec::new();
+        let mut sentinel_ports = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.path().join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                    dir.path().display(),
+                    primary.port
+                ),
+            )
+            .expect("write sentinel.conf");
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel");
+            sentinels.push(child);
+            sentinel_ports.push(port);
+        }
+        let set_up = RedisSentinel {
+            primary,
+            replica,
+            sentinel_ports,
+            sentinels,
+            dir,
+        };
+        // Ready once the replica is in sync and every Sentinel knows the replica and the others
+        // (a failover needs a quorum of Sentinels that found each other).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = set_up
+                .replica
+                .command(&["INFO", "replication"])
+                .is_some_and(|i| i.contains("master_link_status:up"));
+            let acquainted = set_up.sentinel_ports.iter().all(|port| {
+                let info =
+                    resp_command(*port, &["SENTINEL", "MASTER", "mymaster"]).unwrap_or_default();
+                let field = |name: &str| {
+                    let lines: Vec<&str> = info.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == name)
+                        .and_then(|i| lines.get(i + 2))
+                        .map(|v| v.to_string())
+                };
+                field("num-other-sentinels").as_deref() == Some("2")
+                    && field("num-slaves").as_deref() == Some("1")
+            });
+            if synced && acquainted {
+                return set_up;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Sentinel set-up did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinel_ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The port Sentinel names as the primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let reply = resp_command(
+            self.sentinel_ports[0],
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+        )?;
+        reply.lines().nth(4)?.trim().parse().ok()
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        for child in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = &self.dir;
+    }
+}
+
+impl Setup {
+    /// Shares sessions through the primary a Sentinel set-up names.
+    pub fn with_redis_sentinel(self, set_up: &RedisSentinel) -> Self {
+        self.redis_session("sentinel", &set_up.urls(), "sentinel_master = \"mymaster\"")
+    }
+
+    /// Shares sessions through a Redis Cluster, given its seed nodes.
+    pub fn with_redis_cluster(self, cluster: &RedisCluster) -> Self {
+        self.redis_session("cluster", &cluster.urls(), "")
+    }
+
+    fn redis_session(self, mode: &str, urls: &[String], extra: &str) -> Self {
+        let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+        self.session(&format!(
+            "store = \"redis\"\nredis_mode = \"{mode}\"\nredis_urls = [{}]\nkey_prefix = \"test:\"\n{extra}",
+            urls.join(", ")
+        ))
+    }
+}
+
+/// A port whose cluster bus port (port + 10000) is free too.
+fn free_port_with_bus() -> u16 {
+    loop {
+        let port = free_port();
+        if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -890,6 +1182,76 @@ pub async fn assert_still_serves(gw: &Gateway, app: &str) {
     );
 }
 
+/// Polls `/apps/one/x` until it is refused; how long that took, or `None` within `limit`.
+pub async fn refused_within(browser: &mut Browser, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if browser.get("/apps/one/x").await.status == 401 {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+/// `POST /hub/api/admin/revoke` with `body`; the JSON answer.
+pub async fn admin_revoke(gw: &Gateway, token: &str, body: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(gw.url("/hub/api/admin/revoke"))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("revoke answered")
+        .json()
+        .await
+        .expect("revoke JSON")
+}
+
+/// Two instances sharing a store (app "one"): alice signs in on `a`, her session works on `b`,
+/// both cache it; she signs out on `b` and `a` refuses the old cookies at once (the delay is
+/// printed, labelled `store`), with reason `session_revoked` on both, heard as one revocation.
+pub async fn sign_out_on_b_is_refused_on_a_at_once(a: &Gateway, b: &Gateway, store: &str) {
+    let mut on_a = a.browser();
+    on_a.sign_in_and_open("alice", ALICE_PASSWORD, "one").await;
+    on_a.accept = JSON;
+    let mut on_b = on_a.on(b);
+    assert_eq!(
+        on_b.get("/apps/one/x").await.json()["headers"]["x-forwarded-user"],
+        "alice"
+    );
+    // Both instances now hold the verification in their caches.
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+        assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    }
+    assert!(
+        a.metric_reaches("hubgate_auth_cache_lookups_total{result=\"hit\"}", 2.0)
+            .await
+            >= 2.0
+    );
+
+    let mut sign_out = on_b.on(b);
+    sign_out.accept = HTML;
+    assert_eq!(sign_out.get("/hub/logout").await.status, 302);
+    let delay = refused_within(&mut on_a, Duration::from_secs(2))
+        .await
+        .expect("instance A refuses the old cookies");
+    println!(
+        "{store}: sign-out on B refused on A after {delay:?} (including one request round trip)"
+    );
+    for browser in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            browser.get("/apps/one/x").await.json()["reason"],
+            "session_revoked"
+        );
+    }
+    assert_eq!(
+        a.metric_reaches("hubgate_revocations_received_total", 1.0)
+            .await,
+        1.0
+    );
+}
+
 /// A fenced code block of `doc` (a file under the repository), the one right after the line
 /// `<!-- snippet: NAME -->`: tests run exactly what the documentation shows.
 pub fn doc_snippet(doc: &str, name: &str) -> String {
@@ -908,4 +1270,113 @@ pub fn doc_snippet(doc: &str, name: &str) -> String {
     body.split_once("\n```")
         .map(|(block, _)| block.to_string())
         .expect("the fenced block ends")
+}
+
+/// During a store outage with `on_store_error = "deny"`: the app request answered once the
+/// instance has noticed it is deaf to revocations (milliseconds; bounded here at 2 s), after which
+/// its cache vouches for nothing. No request may hang meanwhile.
+pub async fn answer_once_deaf(browser: &mut Browser) -> Page {
+    let noticed = Instant::now();
+    loop {
+        let started = Instant::now();
+        let page = browser.get("/apps/one/x").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no request hangs: {:?}",
+            started.elapsed()
+        );
+        if page.status != 200 || noticed.elapsed() > Duration::from_secs(2) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two instances sharing a store that lock out after three failures: three wrong passwords for
+/// `user` (whose password is `password`) over both instances lock `user` out on both (429 with
+/// Retry-After), and alice from another address still signs in on both.
+pub async fn three_failures_lock_out_on_both(a: &Gateway, b: &Gateway, user: &str, password: &str) {
+    // Three wrong passwords for `user`, spread over both instances and three addresses: with a
+    // count per instance neither would have reached three.
+    for (gw, ip) in [(a, "127.0.0.2"), (b, "127.0.0.3"), (a, "127.0.0.4")] {
+        let mut guesser = gw.browser_from(ip);
+        assert_eq!(
+            guesser.sign_in_to(user, "wrong", false, "/").await.status,
+            401
+        );
+    }
+    for gw in [a, b] {
+        let mut victim = gw.browser_from("127.0.0.5");
+        let page = victim.sign_in_to(user, password, false, "/").await;
+        assert_eq!(page.status, 429, "{}", page.body);
+        assert!(page.header("retry-after").is_some());
+    }
+    // Other users and addresses are not affected, on either instance.
+    for gw in [a, b] {
+        let mut alice = gw.browser_from("127.0.0.6");
+        assert_eq!(
+            alice
+                .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+                .await
+                .status,
+            303
+        );
+    }
+}
+
+/// Two instances sharing a store (app "one"): alice's WebSocket open through `a` carries nothing
+/// more once she signs out on `b`.
+pub async fn websocket_closed_by_sign_out_on_b(a: &Gateway, b: &Gateway) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut browser = a.browser();
+    browser
+        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
+        .await;
+    let url = format!("ws://127.0.0.1:{}/apps/one/ws", a.port);
+    let cookie = browser.cookie_header("/apps/one/ws").unwrap();
+    let mut socket = open_echoing_websocket(&url, Some(&cookie)).await;
+    socket.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        socket
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "before"
+    );
+
+    let mut on_b = browser.on(b);
+    assert_eq!(on_b.get("/hub/logout").await.status, 302);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_carries_nothing_more(&mut socket, "sign-out").await;
+}
+
+/// After a store outage or failover: sessions signed in on `a` and signed out on `b` until `a`'s
+/// listener hears the revocation itself (it resubscribes by itself, backing off up to 2 s), so
+/// `a` is not merely finding the end in the store. Fails after 10 s.
+pub async fn revocations_heard_again(a: &Gateway, b: &Gateway, user: &str, password: &str) {
+    let before = a.metric("hubgate_revocations_received_total").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut on_a = Browser::signed_in_api(a, user, password, "one").await;
+        let mut on_b = on_a.on(b);
+        assert_eq!(on_a.get("/apps/one/x").await.status, 200);
+        let mut out = on_a.on(b);
+        out.accept = HTML;
+        assert_eq!(out.get("/hub/logout").await.status, 302);
+        assert_eq!(on_b.get("/apps/one/x").await.status, 401);
+        assert_eq!(on_a.get("/apps/one/x").await.status, 401);
+        if a.metric_reaches("hubgate_revocations_received_total", before + 1.0)
+            .await
+            > before
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "A hears revocations again");
+    }
 }
