@@ -20,7 +20,12 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
+  # Keep the packages' own services (nginx, caddy, redis on their standard ports) from starting:
+  # the tests start their own on free ports.
+  policy=/usr/sbin/policy-rc.d
+  [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null; $sudo chmod +x "$policy"; added_policy=1; }
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -z "${added_policy:-}" ] || $sudo rm -f "$policy"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
