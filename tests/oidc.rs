@@ -322,14 +322,25 @@ async fn a_new_signing_key_at_the_provider_does_not_break_sign_in() {
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_out_at_the_provider_ends_the_session_on_every_instance_and_its_websocket() {
     let redis = Redis::start();
+    provider_sign_out_reaches_both_instances(|setup| setup.with_redis(&redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_at_the_provider_reaches_every_instance_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    provider_sign_out_reaches_both_instances(|setup| setup.with_redis_cluster(&cluster)).await;
+}
+
+/// Two instances sharing `store`: the person signs out at the provider, which calls instance A;
+/// the old cookies are refused on both, and an open WebSocket on B closes.
+async fn provider_sign_out_reaches_both_instances(store: impl Fn(Setup) -> Setup) {
     let (port_a, port_b) = (free_port(), free_port());
     let provider = OidcProvider::start(serde_json::json!([client(&[port_a, port_b], PROVIDER)]));
     let upstream_one = upstream("one").await;
     let setup = |port: u16| {
-        Setup::default()
+        store(Setup::default())
             .on_port(port)
             .app(App::new("one", upstream_one))
-            .with_redis(&redis)
             .tokens(&format!(
                 "[[tokens.keys]]\nid = \"k1\"\nsecret = \"{}\"",
                 fixed_key(1)

@@ -392,3 +392,17 @@ async fn store_commands_and_bytes_per_session_are_measured() {
     );
     assert!(session_bytes > 0 && user_bytes > 0 && ended_bytes > 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_cached_keeps_cached_sessions_working_through_a_cluster_outage() {
+    let mut d = deployment(1, "on_store_error = \"allow_cached\"\ncache_ttl = \"5m\"").await;
+    let gw = d.setup.clone().start();
+    allow_cached_through_an_outage(&gw, || d.cluster.stop()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_survive_a_gateway_restart_and_key_rotation_logs_nobody_out_on_the_cluster() {
+    let d = deployment(1, "").await;
+    let second = d.users[0].clone();
+    restart_and_key_rotation_log_nobody_out(d.setup.clone(), (&second, ALICE_PASSWORD)).await;
+}

@@ -7,23 +7,12 @@ use std::time::{Duration, Instant};
 
 const ADMIN_TOKEN: &str = "redis-test-admin-token-0123";
 
-fn keys(ids: &[(&str, u8)]) -> String {
-    ids.iter()
-        .map(|(id, byte)| {
-            format!(
-                "[[tokens.keys]]\nid = \"{id}\"\nsecret = \"{}\"\n",
-                fixed_key(*byte)
-            )
-        })
-        .collect()
-}
-
 async fn shared_setup(redis: &Redis, extra_session: &str) -> Setup {
     Setup::default()
         .app(App::new("one", upstream("one").await))
         .with_redis(redis)
         .session(extra_session)
-        .tokens(&keys(&[("k1", 1)]))
+        .tokens(&token_keys(&[("k1", 1)]))
         .env("HUBGATE_ADMIN_TOKEN", ADMIN_TOKEN)
 }
 
@@ -114,60 +103,14 @@ async fn allow_cached_keeps_cached_sessions_working_through_an_outage() {
     )
     .await
     .start();
-    let mut browser = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
-    assert_eq!(browser.get("/apps/one/x").await.status, 200);
-    redis.stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        browser.get("/apps/one/x").await.status,
-        200,
-        "cached: still admitted"
-    );
-    let mut newcomer = gw.browser();
-    assert_eq!(
-        newcomer
-            .sign_in_to("bob", BOB_PASSWORD, false, "/")
-            .await
-            .status,
-        503
-    );
+    allow_cached_through_an_outage(&gw, || redis.stop()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_survive_a_gateway_restart_and_key_rotation_logs_nobody_out() {
     let redis = Redis::start();
     let base = shared_setup(&redis, "").await;
-    let mut first = base.clone().start();
-    let browser = Browser::signed_in_api(&first, "alice", ALICE_PASSWORD, "one").await;
-    assert_eq!(first.stop(), Some(0), "SIGTERM exits 0");
-
-    // Restarted with a new first key: the old token (k1) still verifies.
-    let mut rotated_setup = base.clone();
-    rotated_setup.tokens = keys(&[("k2", 2), ("k1", 1)]);
-    let mut rotated = rotated_setup.start();
-    let mut on_rotated = browser.on(&rotated);
-    assert_eq!(on_rotated.get("/apps/one/x").await.status, 200);
-    // Signing in anew issues k2 tokens.
-    let mut fresh = rotated.browser();
-    fresh.sign_in_and_open("bob", BOB_PASSWORD, "one").await;
-    fresh.accept = JSON;
-    assert_eq!(rotated.stop(), Some(0));
-
-    // k1 retired: alice's k1 token is refused with key_removed (its signature still verifies, so
-    // it is known to be ours); bob's k2 token still works.
-    let mut removed_setup = base;
-    removed_setup.tokens = format!("{}retired = true\n", keys(&[("k2", 2), ("k1", 1)]));
-    let removed = removed_setup.start();
-    let mut alice = on_rotated.on(&removed);
-    let page = alice.get("/apps/one/x").await;
-    assert_eq!(
-        (page.status, page.json()["reason"].as_str()),
-        (401, Some("key_removed")),
-        "{}",
-        page.body
-    );
-    let mut bob = fresh.on(&removed);
-    assert_eq!(bob.get("/apps/one/x").await.status, 200);
+    restart_and_key_rotation_log_nobody_out(base, ("bob", BOB_PASSWORD)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1047,6 +1047,77 @@ impl Setup {
     }
 }
 
+/// `[[tokens.keys]]` entries, each a [`fixed_key`] of its byte: the first signs.
+pub fn token_keys(ids: &[(&str, u8)]) -> String {
+    ids.iter()
+        .map(|(id, byte)| {
+            format!(
+                "[[tokens.keys]]\nid = \"{id}\"\nsecret = \"{}\"\n",
+                fixed_key(*byte)
+            )
+        })
+        .collect()
+}
+
+/// With `on_store_error = "allow_cached"`: a session cached before `stop` takes the store away
+/// keeps working, and a newcomer's sign-in answers 503 (one Redis or a cluster).
+pub async fn allow_cached_through_an_outage(gw: &Gateway, stop: impl FnOnce()) {
+    let mut browser = Browser::signed_in_api(gw, "alice", ALICE_PASSWORD, "one").await;
+    assert_eq!(browser.get("/apps/one/x").await.status, 200);
+    stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        browser.get("/apps/one/x").await.status,
+        200,
+        "cached: still admitted"
+    );
+    let mut newcomer = gw.browser();
+    assert_eq!(
+        newcomer
+            .sign_in_to("alice", ALICE_PASSWORD, false, "/")
+            .await
+            .status,
+        503
+    );
+}
+
+/// A gateway restart keeps sessions, a new first key logs nobody out, and retiring the old key
+/// refuses its tokens with `key_removed` while the new key's keep working. `base` signs with k1
+/// (`token_keys(&[("k1", 1)])`); `second` signs in after the rotation.
+pub async fn restart_and_key_rotation_log_nobody_out(base: Setup, second: (&str, &str)) {
+    let mut first = base.clone().start();
+    let browser = Browser::signed_in_api(&first, "alice", ALICE_PASSWORD, "one").await;
+    assert_eq!(first.stop(), Some(0), "SIGTERM exits 0");
+
+    // Restarted with a new first key: the old token (k1) still verifies.
+    let mut rotated_setup = base.clone();
+    rotated_setup.tokens = token_keys(&[("k2", 2), ("k1", 1)]);
+    let mut rotated = rotated_setup.start();
+    let mut on_rotated = browser.on(&rotated);
+    assert_eq!(on_rotated.get("/apps/one/x").await.status, 200);
+    // Signing in anew issues k2 tokens.
+    let mut fresh = rotated.browser();
+    fresh.sign_in_and_open(second.0, second.1, "one").await;
+    fresh.accept = JSON;
+    assert_eq!(rotated.stop(), Some(0));
+
+    // k1 retired: alice's k1 token is refused with key_removed (its signature still verifies, so
+    // it is known to be ours); the k2 token still works.
+    let mut removed_setup = base;
+    removed_setup.tokens = format!("{}retired = true\n", token_keys(&[("k2", 2), ("k1", 1)]));
+    let removed = removed_setup.start();
+    let mut alice = on_rotated.on(&removed);
+    let page = alice.get("/apps/one/x").await;
+    assert_eq!(
+        (page.status, page.json()["reason"].as_str()),
+        (401, Some("key_removed")),
+        "{}",
+        page.body
+    );
+    let mut later = fresh.on(&removed);
+    assert_eq!(later.get("/apps/one/x").await.status, 200);
+}
+
 /// A base64url 32-byte key made of one repeated byte: fixed, so several gateways share it.
 pub fn fixed_key(byte: u8) -> String {
     use base64::Engine;
