@@ -68,18 +68,8 @@ async fn every_upgrade_echoes() {
         .buffer_unordered(parallel)
         .collect()
         .await;
-    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    println!(
-        "{upgrades} upgrades, {parallel} at a time: {} echoed, {} failed",
-        upgrades - failures.len(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {upgrades} upgrades did not echo; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    all_echoed(&format!("{parallel} at a time"), upgrades, &failures);
     assert!(!gw.log_text().contains("panicked"));
 }
 
@@ -197,8 +187,13 @@ async fn every_upgrade_echoes_even_when_the_upstream_answers_before_reading() {
             failures.push(why);
         }
     }
+    all_echoed("to an upstream that answers first", upgrades, &failures);
+}
+
+/// Prints how many of `upgrades` echoed and fails on any that did not.
+fn all_echoed(how: &str, upgrades: usize, failures: &[String]) {
     println!(
-        "{upgrades} upgrades to an upstream that answers first: {} echoed, {} torn down",
+        "{upgrades} upgrades {how}: {} echoed, {} did not",
         upgrades - failures.len(),
         failures.len()
     );
