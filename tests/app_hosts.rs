@@ -273,7 +273,27 @@ async fn websockets_renewal_and_exempt_paths_work_on_an_app_host() {
 async fn on_two_instances_sharing_redis_a_code_redeems_anywhere_once_and_sign_out_ends_every_host()
 {
     let redis = Redis::start();
-    let setup = three_apps().await.with_redis(&redis).tokens(&format!(
+    let setup = three_apps().await.with_redis(&redis);
+    codes_and_sign_out_across_two_instances(setup, |args| redis.command(args)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_redis_cluster_a_code_redeems_anywhere_once_and_sign_out_ends_every_host() {
+    let cluster = RedisCluster::start();
+    let setup = three_apps().await.with_redis_cluster(&cluster);
+    codes_and_sign_out_across_two_instances(setup, |args| {
+        cluster.nodes[cluster.node_of_key(args[1])].command(args)
+    })
+    .await;
+}
+
+/// Two instances sharing the store of `setup`; `raw` sends one command about the key in its
+/// second argument to wherever that key lives.
+async fn codes_and_sign_out_across_two_instances(
+    setup: Setup,
+    raw: impl Fn(&[&str]) -> Option<String>,
+) {
+    let setup = setup.tokens(&format!(
         "[[tokens.keys]]\nid = \"k1\"\nsecret = \"{}\"",
         fixed_key(7)
     ));
@@ -294,11 +314,11 @@ async fn on_two_instances_sharing_redis_a_code_redeems_anywhere_once_and_sign_ou
     let callback = on_a.code_for("two", &on_a.url("two.localhost", "/x")).await;
     let code = code_of(&callback);
     let key = format!("test:note:host-code:{code}");
-    let grant = redis.command(&["GET", &key]).expect("code in redis");
+    let grant = raw(&["GET", &key]).expect("code in redis");
     let json = grant.lines().nth(1).expect("bulk reply");
     let mut grant: serde_json::Value = serde_json::from_str(json).expect("grant JSON");
     grant["expires_at"] = serde_json::json!(1);
-    redis.command(&["SET", &key, &grant.to_string(), "EX", "30"]);
+    raw(&["SET", &key, &grant.to_string(), "EX", "30"]);
     let page = on_a.redeem("two.localhost", &code, "/").await;
     assert_eq!(page.status, 400);
 
