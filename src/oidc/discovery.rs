@@ -81,17 +81,17 @@ impl Metadata {
     /// The algorithms an ID token or logout token may be signed with: those the provider
     /// advertises (RS256 when it advertises none, as the spec defaults), asymmetric ones only.
     pub fn algorithms(&self) -> Vec<Algorithm> {
-        let advertised: Vec<&str> = if self.id_token_signing_alg_values_supported.is_empty() {
-            vec!["RS256"]
+        let advertised: Vec<Algorithm> = if self.id_token_signing_alg_values_supported.is_empty() {
+            vec![Algorithm::RS256]
         } else {
             self.id_token_signing_alg_values_supported
                 .iter()
-                .map(String::as_str)
+                .filter_map(|name| name.parse().ok())
                 .collect()
         };
         ASYMMETRIC
             .into_iter()
-            .filter(|alg| advertised.iter().any(|a| alg_name(*alg) == *a))
+            .filter(|alg| advertised.contains(alg))
             .collect()
     }
 
@@ -101,21 +101,6 @@ impl Metadata {
         !methods.is_empty()
             && !methods.iter().any(|m| m == "client_secret_basic")
             && methods.iter().any(|m| m == "client_secret_post")
-    }
-}
-
-fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::EdDSA => "EdDSA",
-        _ => "",
     }
 }
 
@@ -367,5 +352,33 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Vec<u8>, HttpPro
             status: status.as_u16(),
             text: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(algs: &[&str]) -> Metadata {
+        Metadata {
+            issuer: "https://idp".into(),
+            authorization_endpoint: String::new(),
+            token_endpoint: String::new(),
+            jwks_uri: String::new(),
+            userinfo_endpoint: None,
+            end_session_endpoint: None,
+            id_token_signing_alg_values_supported: algs.iter().map(|a| a.to_string()).collect(),
+            token_endpoint_auth_methods_supported: vec![],
+        }
+    }
+
+    #[test]
+    fn only_advertised_asymmetric_algorithms_are_accepted() {
+        assert_eq!(metadata(&[]).algorithms(), [Algorithm::RS256]);
+        assert_eq!(
+            metadata(&["HS256", "none", "ES256", "RS256", "made-up"]).algorithms(),
+            [Algorithm::RS256, Algorithm::ES256]
+        );
+        assert!(metadata(&["HS256", "HS512"]).algorithms().is_empty());
     }
 }
