@@ -23,6 +23,7 @@ use crate::config::{Config, OnStoreError, StoreKind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::oidc::{Providers, Recheck};
+use crate::proxy::header_deadline::HeaderDeadlines;
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
@@ -33,6 +34,7 @@ use crate::time::Timestamp;
 /// starting (a port in use, an upstream name that does not resolve).
 pub fn run(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
+    raise_open_files_limit();
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
 
@@ -122,8 +124,11 @@ pub fn run(config: Config) -> Result<(), String> {
         metrics.clone(),
     );
     let in_flight = gateway.in_flight.clone();
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hubgate");
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut proxy = Service::new(
+        "hubgate".to_string(),
+        HeaderDeadlines::new(proxy, config.server.header_read_timeout),
+    );
     let listen = config.server.listen.to_string();
     match &config.server.tls {
         Some(tls) => proxy
@@ -153,6 +158,16 @@ pub fn run(config: Config) -> Result<(), String> {
     });
     tracing::info!("hubgate stopped");
     Ok(())
+}
+
+/// Every connection is a file descriptor, and the usual soft limit (1,024) is far below what an
+/// auth gateway in front of busy apps holds open; the hard limit (systemd's `LimitNOFILE`, 512 Ki
+/// by default) is the operator's real ceiling. Raised as Go programs do at start.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
 }
 
 /// Each of a service's `threads` runs its own single-threaded runtime and keeps the connections it

@@ -29,6 +29,10 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Peers whose `X-Forwarded-For` is believed (load balancers); empty: nobody's.
     pub trusted_proxies: Vec<Cidr>,
+    /// A request header must be complete within this long of its first byte (slowloris).
+    pub header_read_timeout: Duration,
+    /// Longest wait for any read of a request body, and the start of its pace (`proxy::body_pace`).
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,6 +114,8 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
                 .ok()
         })
         .collect();
+    let header_read_timeout = at_least_a_second(s, "header_read_timeout", 20);
+    let body_read_timeout = at_least_a_second(s, "body_read_timeout", 30);
     s.take_finish();
     ServerConfig {
         listen,
@@ -123,7 +125,20 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         shutdown_grace,
         tls,
         trusted_proxies,
+        header_read_timeout,
+        body_read_timeout,
     }
+}
+
+/// A client timeout: zero would refuse every request, so it is at least a second.
+fn at_least_a_second(s: &mut Section, key: &str, default_secs: u64) -> Duration {
+    let default = Duration::from_secs(default_secs);
+    let value = s.duration(key, default);
+    if value < Duration::from_secs(1) {
+        s.report(key, "must be at least \"1s\"".to_string());
+        return default;
+    }
+    value
 }
 
 fn read_hub(

@@ -3,12 +3,14 @@
 //! DESIGN.md's flow: route → hub or verify → upstream headers → response cookies.
 
 pub mod answer;
+pub mod body_pace;
 pub mod client_addr;
 pub mod forward_auth;
 pub mod gate;
+pub mod header_deadline;
 pub mod in_flight;
 pub mod routes;
-mod tunnel;
+pub mod tunnel;
 mod upstream;
 
 pub use upstream::AppHeaders;
@@ -31,6 +33,7 @@ use crate::hub::{Hub, HubRequest};
 use crate::metrics::Metrics;
 use crate::session::SessionId;
 use crate::time::Timestamp;
+use body_pace::BodyPace;
 use gate::{gate, Gate, GateRequest, SignInUrls};
 use routes::{AppRoute, Route, Router};
 
@@ -53,6 +56,7 @@ pub struct Gateway {
     pub https: bool,
     pub expose_new_token_header: bool,
     pub trusted_proxies: client_addr::TrustedProxies,
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// Per-request state carried between callbacks.
@@ -67,6 +71,8 @@ pub struct RequestCtx {
     _in_flight: in_flight::InFlightGuard,
     /// For an admitted WebSocket: its session, watched for as long as the socket is open.
     websocket: Option<WebSocketWatch>,
+    /// The request body's pace; `None` for an upgrade, whose "body" is a tunnel.
+    body_pace: Option<BodyPace>,
 }
 
 struct WebSocketWatch {
@@ -98,7 +104,17 @@ impl Gateway {
             https: config.server.public_url.https,
             expose_new_token_header: config.tokens.expose_new_token_header,
             trusted_proxies: client_addr::TrustedProxies::new(&config.server.trusted_proxies),
+            body_read_timeout: config.server.body_read_timeout,
         }
+    }
+
+    /// Paces the request body (see [`body_pace`]); an upgrade is left alone, its tunnel may idle.
+    fn pace_body(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        if session.is_upgrade_req() {
+            return;
+        }
+        session.set_read_timeout(Some(self.body_read_timeout));
+        ctx.body_pace = Some(BodyPace::new(self.body_read_timeout, Instant::now()));
     }
 
     /// The client behind this request (see [`client_addr`]); `None` on a Unix socket.
@@ -119,7 +135,7 @@ impl Gateway {
         target: HubTarget<'_>,
         ctx: &RequestCtx,
     ) -> Result<()> {
-        let body = match read_body(session, MAX_HUB_BODY).await? {
+        let body = match read_body(session, MAX_HUB_BODY, ctx.body_pace).await? {
             Some(body) => body,
             None => {
                 return answer::error(
@@ -418,10 +434,30 @@ fn session_ended_error() -> Box<Error> {
     )
 }
 
-/// The whole request body, or `None` if it exceeds `limit`.
-async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
+/// A body slower than `server.body_read_timeout` allows: 408, and the connection closes.
+fn body_too_slow(slow: &body_pace::TooSlow) -> Box<Error> {
+    Error::explain(
+        ErrorType::HTTPStatus(408),
+        format!(
+            "request body too slow: {} bytes in {:.1} s (server.body_read_timeout)",
+            slow.received,
+            slow.elapsed.as_secs_f64()
+        ),
+    )
+}
+
+/// The whole request body, or `None` if it exceeds `limit`; paced like a proxied body.
+async fn read_body(
+    session: &mut Session,
+    limit: usize,
+    mut pace: Option<BodyPace>,
+) -> Result<Option<Bytes>> {
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
+        if let Some(pace) = pace.as_mut() {
+            pace.take(chunk.len(), Instant::now())
+                .map_err(|slow| body_too_slow(&slow))?;
+        }
         if body.len() + chunk.len() > limit {
             return Ok(None);
         }
@@ -444,8 +480,18 @@ impl ProxyHttp for Gateway {
             outcome: "none",
             connect_attempts: 0,
             websocket: None,
+            body_pace: None,
             _in_flight: self.in_flight.enter(),
         }
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.pace_body(session, ctx);
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -569,10 +615,14 @@ impl ProxyHttp for Gateway {
     async fn request_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<Bytes>,
+        body: &mut Option<Bytes>,
         _end: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let (Some(pace), Some(chunk)) = (ctx.body_pace.as_mut(), body.as_ref()) {
+            pace.take(chunk.len(), Instant::now())
+                .map_err(|slow| body_too_slow(&slow))?;
+        }
         if let Some(ws) = ctx.websocket.as_mut() {
             if !self
                 .verifier

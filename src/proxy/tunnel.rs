@@ -82,6 +82,9 @@ pub async fn serve(
     if !rest.is_empty() && watch.may_carry_upstream_data() {
         session.write_response_body(Some(rest), false).await?;
     }
+    // Pingora would end a tunnel whose client has been silent for a minute (its body read
+    // timeout); a WebSocket may idle for as long as both ends like.
+    session.set_read_timeout(None);
     carry(session, conn, watch).await;
     Ok(())
 }
@@ -199,7 +202,10 @@ async fn read_head(conn: &mut TcpStream) -> Result<(Vec<u8>, Bytes)> {
     }
 }
 
-fn parse_head(head: &[u8]) -> Result<ResponseHeader> {
+/// A response head (status line and header lines, without the empty line) as Pingora's
+/// `ResponseHeader`; anything that is not strictly HTTP/1.x is an error, never a panic (fuzzed:
+/// `fuzz/fuzz_targets/tunnel_head.rs`).
+pub fn parse_head(head: &[u8]) -> Result<ResponseHeader> {
     let bad = || upstream_error("the upstream's answer is not HTTP/1.1");
     let text = std::str::from_utf8(head).map_err(|_| bad())?;
     let mut lines = text.split("\r\n");
