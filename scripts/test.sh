@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --test soak -- -D warnings
 # The OpenID Provider the OIDC tests sign in against (tests/oidc, from its lockfile).
 (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --locked

@@ -6,44 +6,13 @@
 
 mod common;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use futures_util::StreamExt;
 
 fn from_env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// One upgrade and one echoed message: `Ok(())`, or what happened instead.
-async fn upgrade_and_echo(url: &str, cookie: &str, n: usize) -> Result<(), String> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().map_err(|_| "cookie header")?);
-    let (mut socket, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    if response.status() != 101 {
-        return Err(format!("status {}", response.status()));
-    }
-    let text = format!("message {n}");
-    socket
-        .send(Message::text(text.clone()))
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
-        .await
-        .map_err(|_| "no echo within 10 s".to_string())?;
-    match answer {
-        Some(Ok(Message::Text(echo))) if echo.as_str() == text => {
-            let _ = socket.close(None).await;
-            Ok(())
-        }
-        other => Err(format!("instead of the echo: {other:?}")),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -183,6 +183,26 @@ pub struct Gateway {
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// The gateway process for the config in `dir`, logging JSON lines to `log`.
+fn spawn_gateway(dir: &std::path::Path, env: &[(String, String)], log: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_hubgate"))
+        .arg("-c")
+        .arg(dir.join("gateway.toml"))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HUBGATE_LOG", "info")
+        .env("HUBGATE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start hubgate")
 }
 
 impl Gateway {
@@ -238,22 +258,14 @@ shutdown_grace = "1s"
         std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
         std::fs::write(dir.path().join("users.toml"), USERS).expect("write users");
         let log = dir.path().join("gateway.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_hubgate"))
-            .arg("-c")
-            .arg(dir.path().join("gateway.toml"))
-            .envs(setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("HUBGATE_LOG", "info")
-            .env("HUBGATE_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start hubgate");
+        let child = spawn_gateway(dir.path(), &setup.env, &log);
         let gateway = Gateway {
             child,
             port,
             metrics_port,
             dir,
             log,
+            env: setup.env,
         };
         gateway.wait_until_serving();
         gateway
@@ -312,6 +324,23 @@ shutdown_grace = "1s"
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The gateway's process id (for its RSS and open files in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again, with the same config, port and log, once it has exited.
+    pub fn restart(&mut self) {
+        self.child = spawn_gateway(self.dir.path(), &self.env, &self.log);
+        self.wait_until_serving();
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
@@ -666,6 +695,15 @@ impl Redis {
         Redis::start_with(free_port(), &[])
     }
 
+    /// A Redis that keeps every write on disk before answering (`appendonly yes`, `appendfsync
+    /// always`), so that [`Redis::stop`] (SIGKILL) then [`Redis::restart`] loses nothing.
+    pub fn start_persistent() -> Redis {
+        Redis::start_with(
+            free_port(),
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        )
+    }
+
     fn start_with(port: u16, extra: &[&str]) -> Redis {
         let mut redis = Redis {
             child: None,
@@ -681,7 +719,8 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Starts it again on the same port (after [`Redis::stop`]); its data is gone.
+    /// Starts it again on the same port (after [`Redis::stop`]); its data is gone unless it was
+    /// started with [`Redis::start_persistent`].
     pub fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args([
@@ -1150,6 +1189,38 @@ pub async fn assert_carries_nothing_more(socket: &mut WebSocket, after: &str) {
         !matches!(&next, Some(Ok(Message::Text(t))) if t.as_str() == "after"),
         "message carried after {after}: {next:?}"
     );
+}
+
+/// One upgrade and one echoed message: `Ok(())`, or what happened instead.
+pub async fn upgrade_and_echo(url: &str, cookie: &str, n: usize) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().map_err(|_| "cookie header")?);
+    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    if response.status() != 101 {
+        return Err(format!("status {}", response.status()));
+    }
+    let text = format!("message {n}");
+    socket
+        .send(Message::text(text.clone()))
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+        .await
+        .map_err(|_| "no echo within 10 s".to_string())?;
+    match answer {
+        Some(Ok(Message::Text(echo))) if echo.as_str() == text => {
+            let _ = socket.close(None).await;
+            Ok(())
+        }
+        other => Err(format!("instead of the echo: {other:?}")),
+    }
 }
 
 /// Opens a WebSocket through the gateway and proves it carries a message (the echo comes back).
