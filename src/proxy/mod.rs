@@ -68,6 +68,8 @@ pub struct RequestCtx {
     renewed: Option<RenewedToken>,
     outcome: &'static str,
     connect_attempts: usize,
+    /// Upstreams that refused this request's connection (the next attempt goes elsewhere).
+    refused_upstreams: Vec<pingora::protocols::l4::socket::SocketAddr>,
     _in_flight: in_flight::InFlightGuard,
     /// For an admitted WebSocket: its session, watched for as long as the socket is open.
     websocket: Option<WebSocketWatch>,
@@ -479,6 +481,7 @@ impl ProxyHttp for Gateway {
             renewed: None,
             outcome: "none",
             connect_attempts: 0,
+            refused_upstreams: Vec::new(),
             websocket: None,
             body_pace: None,
             _in_flight: self.in_flight.enter(),
@@ -577,9 +580,12 @@ impl ProxyHttp for Gateway {
             .app
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no app for this request"))?;
+        // A retry goes to another upstream than those that just refused: round robin alone could
+        // hand a dead one back while concurrent requests move the counter.
+        let refused = &ctx.refused_upstreams;
         let backend = app
             .upstreams
-            .select(b"", 256)
+            .select_with(b"", 256, |b, healthy| healthy && !refused.contains(&b.addr))
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
         let mut peer = HttpPeer::new(backend.addr, false, String::new());
         peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
@@ -589,10 +595,11 @@ impl ProxyHttp for Gateway {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        ctx.refused_upstreams.push(peer._address.clone());
         // Another upstream of the pool may answer: round-robin moves on at the next attempt.
         let pool_size = ctx.app.as_ref().map_or(1, |a| a.config.upstreams.len());
         if ctx.connect_attempts < pool_size {

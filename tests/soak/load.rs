@@ -13,6 +13,8 @@ use tokio::net::TcpStream;
 pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The last answer said `Connection: close`: the gateway closes this connection after it.
+    closing: bool,
 }
 
 /// What one exchange ended with.
@@ -45,6 +47,7 @@ impl Conn {
         Ok(Conn {
             stream,
             buf: Vec::with_capacity(8192),
+            closing: false,
         })
     }
 
@@ -76,6 +79,7 @@ impl Conn {
             head.lines()
                 .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
         };
+        self.closing = header("connection:").is_some_and(|v| v.contains("close"));
         if status == 101 || status == 204 || status == 304 {
             return Ok(status);
         }
@@ -91,6 +95,11 @@ impl Conn {
         Ok(status)
     }
 
+    /// Whether another request may be sent on this connection.
+    pub fn reusable(&self) -> bool {
+        !self.closing
+    }
+
     async fn fill(&mut self) -> std::io::Result<()> {
         let mut chunk = [0u8; 8192];
         let n = self.stream.read(&mut chunk).await?;
@@ -100,6 +109,41 @@ impl Conn {
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(())
     }
+}
+
+/// One exchange on `conn`, opened first if there is none, as a browser does it: a keep-alive
+/// connection the gateway closed after its last answer (it may, after an error page) is opened
+/// again and the request resent once; a connection that failed is dropped, after a short pause so
+/// a refusing port is not hammered.
+pub async fn exchange_on(
+    conn: &mut Option<Conn>,
+    port: u16,
+    request: &[u8],
+    limit: Duration,
+) -> Outcome {
+    for _ in 0..2 {
+        let reused = conn.is_some();
+        if conn.is_none() {
+            *conn = Conn::open(port).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Outcome::Refused;
+        };
+        let outcome = c.exchange(request, limit).await;
+        let stale = reused && outcome == Outcome::Closed && c.buf.is_empty();
+        if !matches!(outcome, Outcome::Status(_)) || !c.reusable() {
+            *conn = None;
+        }
+        if stale {
+            continue;
+        }
+        if !matches!(outcome, Outcome::Status(_)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        return outcome;
+    }
+    Outcome::Closed
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -225,23 +269,8 @@ pub fn steady(
                 let mut conn = None;
                 while !stop.requested() {
                     let started = Instant::now();
-                    if conn.is_none() {
-                        match Conn::open(port).await {
-                            Ok(c) => conn = Some(c),
-                            Err(_) => {
-                                tally.add(Outcome::Refused, started.elapsed());
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(c) = conn.as_mut() else { continue };
-                    let outcome = c.exchange(&request, limit).await;
+                    let outcome = exchange_on(&mut conn, port, &request, limit).await;
                     tally.add(outcome, started.elapsed());
-                    if !matches!(outcome, Outcome::Status(_)) {
-                        conn = None;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
                 }
                 if let Ok(mut all) = tallies.lock() {
                     all.merge(tally);
@@ -277,6 +306,21 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// How many connections to `port` on loopback are established on the server's side (the
+/// gateway's accepted connections still open), from `/proc/net/tcp`.
+pub fn accepted_connections(port: u16) -> usize {
+    let local = format!(":{port:04X} ");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && format!("{} ", fields[1]).ends_with(&local) && fields[3] == "01"
+        })
+        .count()
+}
+
 /// Whether the process is still running (not exited, not a zombie).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -308,18 +352,13 @@ pub async fn cycle(ports: Vec<u16>, cookies: Vec<String>, stop: Stop, started: I
         let cookie = &cookies[(n / ports.len()) % cookies.len()];
         n += 1;
         let began = Instant::now();
-        if conns[which].is_none() {
-            conns[which] = Conn::open(ports[which]).await.ok();
-        }
-        let outcome = match conns[which].as_mut() {
-            Some(conn) => conn.exchange(&signed_in_request(cookie), LIMIT).await,
-            None => Outcome::Refused,
-        };
-        if !matches!(outcome, Outcome::Status(_)) {
-            conns[which] = None;
-            // A refused connection fails at once: do not spin on it.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let outcome = exchange_on(
+            &mut conns[which],
+            ports[which],
+            &signed_in_request(cookie),
+            LIMIT,
+        )
+        .await;
         seen.tally.add(outcome, began.elapsed());
         if !matches!(outcome, Outcome::Status(200) | Outcome::Status(401)) {
             seen.failures.push(began - started);

@@ -36,6 +36,7 @@ async fn run(mode: &str, report: &mut Report) {
     let setup = Setup::default()
         .app(App::new("one", upstream("one").await))
         .with_redis(&redis)
+        .tokens(&token_keys(&[("k1", 1)]))
         .session(&format!("on_store_error = \"{mode}\""));
     let a = setup.clone().start();
     let b = setup.start();

@@ -15,7 +15,8 @@ async fn a_gateway_killed_under_traffic() {
     let redis = Redis::start();
     let setup = Setup::default()
         .app(App::new("one", upstream("one").await))
-        .with_redis(&redis);
+        .with_redis(&redis)
+        .tokens(&token_keys(&[("k1", 1)]));
     let mut a = setup.clone().start();
     let b = setup.start();
     let mut cookies = Vec::new();

@@ -164,6 +164,10 @@ async fn an_upstream_killed_and_restarted_every_few_seconds() {
         pool_errors <= (CONNECTIONS * kills) as u64,
     );
     report.bound(
+        "no client connection left open on the gateway's side",
+        load::accepted_connections(gw.port) == 0,
+    );
+    report.bound(
         "pool: the flapping upstream is taken back after restarts",
         flapper_in_pool > 0,
     );

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::load::{self, Conn, Outcome, Tally};
+use crate::load::{self, Tally};
 use crate::report::Report;
 
 const BATCHES: usize = 10;
@@ -138,19 +138,13 @@ async fn each_once(port: u16, cookies: Vec<String>) -> Tally {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(cookie) = cookies.get(i) else { break };
                     let started = Instant::now();
-                    if conn.is_none() {
-                        conn = Conn::open(port).await.ok();
-                    }
-                    let outcome = match conn.as_mut() {
-                        Some(c) => {
-                            c.exchange(&load::signed_in_request(cookie), Duration::from_secs(10))
-                                .await
-                        }
-                        None => Outcome::Refused,
-                    };
-                    if !matches!(outcome, Outcome::Status(_)) {
-                        conn = None;
-                    }
+                    let outcome = load::exchange_on(
+                        &mut conn,
+                        port,
+                        &load::signed_in_request(cookie),
+                        Duration::from_secs(10),
+                    )
+                    .await;
                     tally.add(outcome, started.elapsed());
                 }
                 if let Ok(mut all) = all.lock() {
