@@ -16,3 +16,4 @@ pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod time;
+pub mod users_cli;

@@ -136,7 +136,7 @@ fn read_hub(
     if let Err(why) = check_path_prefix(&prefix) {
         s.report("prefix", why);
     }
-    let users_file = Some(s.string("users_file", "users.toml"))
+    let users_file = Some(s.string("users_file", super::users::DEFAULT_USERS_FILE))
         .filter(|name| !name.is_empty())
         .map(|name| base_dir.join(name));
     let admin_token_env = s.string("admin_token_env", "HUBGATE_ADMIN_TOKEN");
