@@ -38,8 +38,8 @@ enum Command {
     GenKey,
     /// Serve the config together with two built-in demo apps on the upstream ports it names.
     Demo,
-    /// Add, remove, list users and set passwords in the users file the config names (a running
-    /// gateway reads it again at its next start).
+    /// Add, remove, list users and set passwords in the users file the config names. A running
+    /// gateway picks the change up on SIGHUP (or at once with `server.watch_config = true`).
     Users {
         /// Edit this users file instead of the one the config's `hub.users_file` names.
         #[arg(long, value_name = "PATH")]
@@ -172,7 +172,7 @@ fn serve(path: &Path, demo: bool) -> ExitCode {
         }
         print_demo_welcome(&config);
     }
-    match crate::server::run(config) {
+    match crate::server::run(config, path.to_path_buf()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

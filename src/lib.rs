@@ -13,6 +13,7 @@ pub mod hub;
 pub mod metrics;
 pub mod oidc;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod time;

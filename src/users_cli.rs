@@ -31,7 +31,7 @@ pub enum UsersCommand {
         /// The user whose password changes.
         name: String,
     },
-    /// Remove a user (who cannot sign in once the gateway reads the file again).
+    /// Remove a user; on reload, their sessions end with reason `user_removed`.
     Remove {
         /// The user to remove.
         name: String,

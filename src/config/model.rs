@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub public_url: PublicUrl,
     pub threads: usize,
     pub shutdown_grace: Duration,
+    /// Reload when the config or users file changes, as on SIGHUP.
+    pub watch_config: bool,
     pub tls: Option<TlsConfig>,
     /// Peers whose `X-Forwarded-For` is believed (load balancers); empty: nobody's.
     pub trusted_proxies: Vec<Cidr>,
@@ -38,7 +40,7 @@ pub struct PublicUrl {
     pub origin: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,

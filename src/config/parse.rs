@@ -98,6 +98,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
     });
     let threads = s.integer("threads", 2, 1, 1024) as usize;
     let shutdown_grace = s.duration("shutdown_grace", Duration::from_secs(10));
+    let watch_config = s.bool("watch_config", false);
     let tls = s.opt_table("tls").map(|mut t| {
         let cert = existing_file(&mut t, "cert", base_dir);
         let key = existing_file(&mut t, "key", base_dir);
@@ -121,6 +122,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         public_url,
         threads,
         shutdown_grace,
+        watch_config,
         tls,
         trusted_proxies,
     }
