@@ -91,6 +91,15 @@ fn users_after() -> String {
     )
 }
 
+fn assert_user_removed(page: &Page) {
+    assert_eq!(
+        (page.status, page.json()["reason"].as_str()),
+        (401, Some("user_removed")),
+        "{}",
+        page.body
+    );
+}
+
 fn kid_of(token: &str) -> String {
     let header = token.split('.').next().unwrap();
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -178,13 +187,7 @@ async fn sighup_changes_apps_users_and_keys_while_everyone_stays_connected() {
     assert!(page.body.contains("three"), "{}", page.body);
 
     // bob was removed: refused with user_removed, and his session ended with that reason.
-    let page = bob.get("/apps/one/x").await;
-    assert_eq!(
-        (page.status, page.json()["reason"].as_str()),
-        (401, Some("user_removed")),
-        "{}",
-        page.body
-    );
+    assert_user_removed(&bob.get("/apps/one/x").await);
     assert_eq!(
         gw.metric("hubgate_sessions_ended_total{reason=\"user_removed\"}")
             .await,
@@ -340,11 +343,5 @@ async fn with_watch_config_a_removed_user_is_signed_out_without_a_signal() {
 
     users_cli(&gw, &["remove", "bob"], "");
     reloads_reach(&gw, "success", 1.0).await;
-    let page = bob.get("/apps/one/x").await;
-    assert_eq!(
-        (page.status, page.json()["reason"].as_str()),
-        (401, Some("user_removed")),
-        "{}",
-        page.body
-    );
+    assert_user_removed(&bob.get("/apps/one/x").await);
 }

@@ -9,73 +9,63 @@ use crate::config::Config;
 /// the provider clients are built once, at start.
 pub fn hold_back_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut held = Vec::new();
-    let mut hold = |key: &'static str, changed: bool| {
-        if changed {
-            held.push(key);
-        }
-        changed
-    };
+    let mut keep = Keep(&mut held);
     let (o, n) = (&old.server, &mut new.server);
-    if hold("server.listen", o.listen != n.listen) {
-        n.listen = o.listen;
-    }
-    if hold(
+    keep.running("server.listen", &o.listen, &mut n.listen);
+    keep.running(
         "server.metrics_listen",
-        o.metrics_listen != n.metrics_listen,
-    ) {
-        n.metrics_listen = o.metrics_listen;
-    }
-    if hold("server.tls", o.tls != n.tls) {
-        n.tls = o.tls.clone();
-    }
-    if hold("server.threads", o.threads != n.threads) {
-        n.threads = o.threads;
-    }
-    if hold(
+        &o.metrics_listen,
+        &mut n.metrics_listen,
+    );
+    keep.running("server.tls", &o.tls, &mut n.tls);
+    keep.running("server.threads", &o.threads, &mut n.threads);
+    keep.running(
         "server.shutdown_grace",
-        o.shutdown_grace != n.shutdown_grace,
-    ) {
-        n.shutdown_grace = o.shutdown_grace;
-    }
+        &o.shutdown_grace,
+        &mut n.shutdown_grace,
+    );
     let (o, n) = (&old.session, &mut new.session);
-    if hold("session.store", o.store != n.store) {
-        n.store = o.store;
-    }
-    let redis_changed = o.redis_mode != n.redis_mode
-        || o.redis_url != n.redis_url
-        || o.redis_urls != n.redis_urls
-        || o.sentinel_master != n.sentinel_master;
-    if hold("session.redis_url", redis_changed) {
-        n.redis_mode = o.redis_mode;
-        n.redis_url = o.redis_url.clone();
-        n.redis_urls = o.redis_urls.clone();
-        n.sentinel_master = o.sentinel_master.clone();
-    }
-    if hold("session.key_prefix", o.key_prefix != n.key_prefix) {
-        n.key_prefix = o.key_prefix.clone();
-    }
-    if hold("session.cache_ttl", o.cache_ttl != n.cache_ttl) {
-        n.cache_ttl = o.cache_ttl;
-    }
-    if hold(
+    keep.running("session.store", &o.store, &mut n.store);
+    let redis = |s: &crate::config::SessionConfig| {
+        (
+            s.redis_mode,
+            s.redis_url.clone(),
+            s.redis_urls.clone(),
+            s.sentinel_master.clone(),
+        )
+    };
+    let mut connection = redis(n);
+    keep.running("session.redis_url", &redis(o), &mut connection);
+    (n.redis_mode, n.redis_url, n.redis_urls, n.sentinel_master) = connection;
+    keep.running("session.key_prefix", &o.key_prefix, &mut n.key_prefix);
+    keep.running("session.cache_ttl", &o.cache_ttl, &mut n.cache_ttl);
+    keep.running(
         "session.cache_capacity",
-        o.cache_capacity != n.cache_capacity,
-    ) {
-        n.cache_capacity = o.cache_capacity;
-    }
-    if hold(
+        &o.cache_capacity,
+        &mut n.cache_capacity,
+    );
+    keep.running(
         "session.on_store_error",
-        o.on_store_error != n.on_store_error,
-    ) {
-        n.on_store_error = o.on_store_error;
-    }
-    if hold(
-        "hub.providers",
-        provider_identities(old) != provider_identities(new),
-    ) {
+        &o.on_store_error,
+        &mut n.on_store_error,
+    );
+    if provider_identities(old) != provider_identities(new) {
+        held.push("hub.providers");
         new.hub.providers = old.hub.providers.clone();
     }
     held
+}
+
+/// Collects the keys whose running value is put back.
+struct Keep<'a>(&'a mut Vec<&'static str>);
+
+impl Keep<'_> {
+    fn running<T: PartialEq + Clone>(&mut self, key: &'static str, running: &T, new: &mut T) {
+        if running != new {
+            *new = running.clone();
+            self.0.push(key);
+        }
+    }
 }
 
 /// What tells one provider client from another (its secret included: a rotated secret needs a
