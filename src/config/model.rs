@@ -235,6 +235,10 @@ pub struct AppConfig {
     pub activity_exempt_paths: Vec<String>,
     pub websocket: bool,
     pub identity_headers: IdentityHeaders,
+    /// Forward the client's `Authorization` header to this app (its own API keys, Basic auth).
+    /// Off by default: the gateway authenticates by its cookies, so a client's `Authorization`
+    /// proves nothing and is removed rather than handed to an app that might believe it.
+    pub pass_authorization: bool,
 }
 
 impl AppConfig {

@@ -535,6 +535,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<
         let public_paths = path_list(&mut a, "public_paths", Some(&prefix));
         let activity_exempt_paths = path_list(&mut a, "activity_exempt_paths", Some(&prefix));
         let websocket = a.bool("websocket", true);
+        let pass_authorization = a.bool("pass_authorization", false);
         let identity_headers = read_identity_headers(&mut a.table("identity_headers"));
         a.finish();
         apps.push(AppConfig {
@@ -549,6 +550,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<
             activity_exempt_paths,
             websocket,
             identity_headers,
+            pass_authorization,
         });
     }
     if apps.is_empty() {
