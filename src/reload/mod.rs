@@ -120,6 +120,11 @@ impl Reloader {
             Ok(running) => running,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused: the running config keeps serving");
+                // Pools made for the refused config are dropped before anything checks them.
+                let running = old.config.apps.iter();
+                self.foundation
+                    .pools
+                    .keep_only(running.map(|a| a.upstreams.as_slice()));
                 return false;
             }
         };
