@@ -345,3 +345,30 @@ async fn with_watch_config_a_removed_user_is_signed_out_without_a_signal() {
     reloads_reach(&gw, "success", 1.0).await;
     assert_user_removed(&bob.get("/apps/one/x").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_removed_by_one_instances_reload_is_refused_on_every_instance() {
+    let redis = Redis::start();
+    let one = upstream("one").await;
+    let setup = Setup::default()
+        .with_redis(&redis)
+        .tokens(&token_keys(&[("k1", 1)]))
+        .app(App::new("one", one));
+    let (a, b) = (setup.clone().start(), setup.start());
+    let bob_on_a = Browser::signed_in_api(&a, "bob", BOB_PASSWORD, "one").await;
+    let mut bob_on_b = bob_on_a.on(&b);
+    assert_eq!(bob_on_b.get("/apps/one/x").await.status, 200, "cached on B");
+
+    // Only A's users file loses bob, and only A reloads.
+    rewrite(&a, "users.toml", |text| {
+        let bob = text.find("[[users]]\nname = \"bob\"").unwrap();
+        text[..bob].to_string()
+    });
+    a.hang_up();
+    reloads_reach(&a, "success", 1.0).await;
+    // B hears the end over the store's revocation channel, as it hears a sign-out.
+    assert!(refused_within(&mut bob_on_b, Duration::from_secs(2))
+        .await
+        .is_some());
+    assert_user_removed(&bob_on_b.get("/apps/one/x").await);
+}
