@@ -77,8 +77,7 @@ pub fn run(config_path: &Path, file: Option<&Path>, command: UsersCommand) -> Re
             Ok(())
         }
         UsersCommand::Passwd { name } => {
-            let mut doc = read_document(&path)?;
-            let index = find(&doc, &name)?.ok_or_else(|| no_such_user(&name, &path))?;
+            let (mut doc, index) = existing_user(&path, &name)?;
             let password_hash = crate::auth::password::hash(&read_new_password()?)?;
             if let Some(user) = users_table(&mut doc)?.get_mut(index) {
                 user["password_hash"] = value(password_hash);
@@ -88,8 +87,7 @@ pub fn run(config_path: &Path, file: Option<&Path>, command: UsersCommand) -> Re
             Ok(())
         }
         UsersCommand::Remove { name } => {
-            let mut doc = read_document(&path)?;
-            let index = find(&doc, &name)?.ok_or_else(|| no_such_user(&name, &path))?;
+            let (mut doc, index) = existing_user(&path, &name)?;
             users_table(&mut doc)?.remove(index);
             write_checked(&path, &doc)?;
             println!("removed {name} from {}", path.display());
@@ -98,8 +96,12 @@ pub fn run(config_path: &Path, file: Option<&Path>, command: UsersCommand) -> Re
     }
 }
 
-fn no_such_user(name: &str, path: &Path) -> String {
-    format!("no user {name:?} in {}", path.display())
+/// The users file and the index of `name`'s entry in it, or why not.
+fn existing_user(path: &Path, name: &str) -> Result<(DocumentMut, usize), String> {
+    let doc = read_document(path)?;
+    let index =
+        find(&doc, name)?.ok_or_else(|| format!("no user {name:?} in {}", path.display()))?;
+    Ok((doc, index))
 }
 
 fn read_document(path: &Path) -> Result<DocumentMut, String> {
