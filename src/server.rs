@@ -174,6 +174,9 @@ pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Run
     if let Some(recheck) = &f.recheck {
         sessions = sessions.with_provider_check(recheck.clone());
     }
+    if config.hub.users_file.is_some() {
+        sessions = sessions.with_users_file(config.users.clone());
+    }
     let sessions = Arc::new(sessions);
 
     let cookie_names = CookieNames::new(&config.cookies.prefix);

@@ -124,11 +124,16 @@ async fn sighup_changes_apps_users_and_keys_while_everyone_stays_connected() {
         .app(App::new("one", one))
         .app(App::new("two", two))
         .app(App::new("held", held))
+        .app(App::new("dba", one).with("allowed_groups = [\"dba\"]"))
         .start();
     let mut alice = Browser::signed_in_api(&gw, "alice", ALICE_PASSWORD, "one").await;
     let mut bob = Browser::signed_in_api(&gw, "bob", BOB_PASSWORD, "one").await;
     let seen = alice.get("/apps/one/x").await.json();
     assert_eq!(seen["headers"]["x-forwarded-groups"], "ops");
+    let mut alice_browsing = alice.on(&gw);
+    alice_browsing.accept = HTML;
+    let (_, page) = alice_browsing.follow("/apps/dba/").await;
+    assert_eq!(page.status, 403, "not in dba yet");
 
     let mut socket = open_echoing_websocket(
         &format!("ws://127.0.0.1:{}/apps/one/ws", gw.port),
@@ -178,6 +183,9 @@ async fn sighup_changes_apps_users_and_keys_while_everyone_stays_connected() {
     let page = alice.get("/apps/one/x").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.json()["headers"]["x-forwarded-groups"], "ops,dba");
+    // The hub sees the new groups too: it now issues her a token for the dba-only app.
+    let (_, page) = alice_browsing.follow("/apps/dba/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
 
     // App two is gone, app three is served.
     assert_eq!(alice.get("/apps/two/x").await.status, 404);

@@ -9,9 +9,9 @@ use super::cache::{grant_digest, CacheLookup, CachedSession, GrantDigest, Verify
 use super::cookies::Found;
 use super::tokens::{AppClaims, KeyRing, TokenError};
 use super::Identity;
-use crate::config::{Config, OnStoreError, TokenConfig, Users};
+use crate::config::{Config, OnStoreError, TokenConfig};
 use crate::metrics::Metrics;
-use crate::session::{EndReason, Lookup, Noticed, Session, SessionId, Sessions};
+use crate::session::{EndReason, Lookup, Noticed, SessionId, Sessions};
 use crate::time::Timestamp;
 
 /// A token whose `iat` is this far in the future was not issued by a gateway with a sane clock.
@@ -146,8 +146,6 @@ pub struct Verifier {
     policy: TokenPolicy,
     on_store_error: OnStoreError,
     activity_write_interval: Duration,
-    /// The users file as last (re)loaded; `None` without one (providers only).
-    users: Option<Users>,
 }
 
 impl Verifier {
@@ -166,11 +164,6 @@ impl Verifier {
             policy: TokenPolicy::new(&config.tokens),
             on_store_error: config.session.on_store_error,
             activity_write_interval: config.session.activity_write_interval(),
-            users: config
-                .hub
-                .users_file
-                .is_some()
-                .then(|| config.users.clone()),
         }
     }
 
@@ -271,7 +264,7 @@ impl Verifier {
             app: Some(req.app),
             path: Some(req.path),
         };
-        let mut session = match self.sessions.live(&id, now, noticed).await {
+        let session = match self.sessions.live(&id, now, noticed).await {
             Ok(Ok(session)) => session,
             Ok(Err(reason)) => return refuse(Reason::from_end(reason)),
             Err(_) => return self.when_store_unavailable(&id, &digest, req, now),
@@ -279,40 +272,12 @@ impl Verifier {
         if session.user != claims.sub {
             return refuse(Reason::InvalidToken);
         }
-        if !self.follow_users_file(&mut session) {
-            let _ = self
-                .sessions
-                .end(&id, EndReason::UserRemoved, now, noticed)
-                .await;
-            return refuse(Reason::UserRemoved);
-        }
         let token_expires_at = Timestamp::from_secs(claims.exp);
         self.cache
             .insert(&session, (digest, token_expires_at), now, |record| {
                 self.admit(record, token_expires_at, req, id.as_str(), now)
             })
             .unwrap_or_else(|ended| refuse(Reason::from_end(Some(ended))))
-    }
-
-    /// A password session follows the users file as it is now: groups and email changed there
-    /// apply from this verification on (a reload clears the cache, so that is the next request),
-    /// and a user no longer in it — even one removed while the gateway was down — is refused.
-    /// `false`: the user is gone. Sessions from a provider follow the provider instead.
-    fn follow_users_file(&self, session: &mut Session) -> bool {
-        let Some(users) = &self.users else {
-            return true;
-        };
-        if session.provider.is_some() {
-            return true;
-        }
-        match users.get(&session.user) {
-            Some(user) => {
-                session.groups.clone_from(&user.groups);
-                session.email.clone_from(&user.email);
-                true
-            }
-            None => false,
-        }
     }
 
     /// The store cannot be asked. With `on_store_error = "allow_cached"` a session this instance
