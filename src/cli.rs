@@ -1,6 +1,5 @@
-//! The command line: `hubgate [-c PATH]`, `check`, `hash-password`, `gen-key`, `demo`.
+//! The command line: `hubgate [-c PATH]`, `check`, `hash-password`, `gen-key`, `demo`, `users`.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +38,15 @@ enum Command {
     GenKey,
     /// Serve the config together with two built-in demo apps on the upstream ports it names.
     Demo,
+    /// Add, remove, list users and set passwords in the users file the config names. A running
+    /// gateway picks the change up on SIGHUP (or at once with `server.watch_config = true`).
+    Users {
+        /// Edit this users file instead of the one the config's `hub.users_file` names.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        #[command(subcommand)]
+        action: crate::users_cli::UsersCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -48,6 +56,15 @@ pub fn main() -> ExitCode {
         Some(Command::Demo) => serve(&cli.config, true),
         Some(Command::Check) => check(&cli.config),
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::Users { file, action }) => {
+            match crate::users_cli::run(&cli.config, file.as_deref(), action) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::GenKey) => {
             let key = crate::auth::tokens::random_secret();
             println!(
@@ -127,22 +144,8 @@ pub fn notes_on(config: &Config) -> Vec<String> {
 }
 
 fn hash_password() -> ExitCode {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("password: ");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = String::new();
-    if stdin.lock().read_line(&mut line).is_err() {
-        eprintln!("error: cannot read a password from stdin");
-        return ExitCode::FAILURE;
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!("error: the password is empty");
-        return ExitCode::FAILURE;
-    }
-    match crate::auth::password::hash(password) {
+    let hashed = crate::users_cli::read_password().and_then(|p| crate::auth::password::hash(&p));
+    match hashed {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
@@ -169,7 +172,7 @@ fn serve(path: &Path, demo: bool) -> ExitCode {
         }
         print_demo_welcome(&config);
     }
-    match crate::server::run(config) {
+    match crate::server::run(config, path.to_path_buf()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

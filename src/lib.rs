@@ -13,6 +13,8 @@ pub mod hub;
 pub mod metrics;
 pub mod oidc;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod time;
+pub mod users_cli;

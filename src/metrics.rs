@@ -3,8 +3,8 @@
 //! Label values come from fixed sets or app names in the config: never paths, users or errors.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::session::EndReason;
@@ -76,7 +76,13 @@ pub struct Metrics {
     pub oidc_logins: IntCounterVec,
     /// `{provider, result}`: back-channel logout calls (ended, unknown, invalid).
     pub backchannel_logouts: IntCounterVec,
+    /// `{result}`: config reloads (SIGHUP or a watched file), applied or refused.
+    pub config_reloads: IntCounterVec,
+    /// When the running config was last loaded (start, or the last applied reload).
+    pub config_last_reload: Gauge,
 }
+
+pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 
 pub const OIDC_LOGIN_RESULTS: [&str; 3] = ["success", "denied", "error"];
 pub const BACKCHANNEL_RESULTS: [&str; 3] = ["ended", "unknown", "invalid"];
@@ -154,6 +160,16 @@ impl Metrics {
                 "Back-channel logout calls from OpenID providers, by provider and result.",
                 &["provider", "result"],
             ),
+            config_reloads: counter(
+                "config_reloads_total",
+                "Config reloads by result: success (applied) or failure (refused, old config kept).",
+                &["result"],
+            ),
+            config_last_reload: Gauge::new(
+                "config_last_reload_timestamp_seconds",
+                "Unix time the running config was loaded: at start, or the last applied reload.",
+            )
+            .expect("static metric definition"),
             revocations_received: IntCounter::new(
                 "revocations_received_total",
                 "Revocations received from other instances.",
@@ -164,6 +180,10 @@ impl Metrics {
         metrics
             .registry
             .register(Box::new(metrics.revocations_received.clone()))
+            .expect("each metric is registered once");
+        metrics
+            .registry
+            .register(Box::new(metrics.config_last_reload.clone()))
             .expect("each metric is registered once");
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "The running version."),
@@ -177,17 +197,25 @@ impl Metrics {
             .registry
             .register(Box::new(build_info))
             .expect("each metric is registered once");
-        metrics.precreate(app_names);
+        metrics.precreate_apps(app_names);
+        metrics.precreate();
         metrics
     }
 
-    fn precreate(&self, apps: &[&str]) {
+    /// Zero series for each app (at start, and for apps a reload adds).
+    pub fn precreate_apps(&self, apps: &[&str]) {
         for app in apps {
             for outcome in OUTCOMES {
                 self.requests.with_label_values(&[app, outcome]);
             }
             self.request_duration.with_label_values(&[app]);
             self.token_renewals.with_label_values(&[app]);
+        }
+    }
+
+    fn precreate(&self) {
+        for result in RELOAD_RESULTS {
+            self.config_reloads.with_label_values(&[result]);
         }
         for result in ["hit", "miss"] {
             self.cache_lookups.with_label_values(&[result]);
@@ -257,6 +285,8 @@ mod tests {
             "hubgate_store_operation_duration_seconds_count{op=\"lookup\"} 0",
             "hubgate_store_errors_total{op=\"touch\"} 0",
             "hubgate_revocations_received_total 0",
+            "hubgate_config_reloads_total{result=\"failure\"} 0",
+            "hubgate_config_last_reload_timestamp_seconds 0",
             "hubgate_build_info{version=",
         ] {
             assert!(text.contains(family), "missing {family}");

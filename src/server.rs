@@ -1,14 +1,14 @@
 //! Wiring: builds every component from the config and runs them as Pingora services — the proxy,
-//! the metrics endpoint, upstream health checks and the session sweeper — until SIGTERM/SIGINT.
+//! the metrics endpoint, upstream health checks, the session sweeper and config reload — until
+//! SIGTERM/SIGINT.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use pingora::apps::http_app::ServeHttp;
-use pingora::lb::health_check::TcpHealthCheck;
-use pingora::lb::LoadBalancer;
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -27,104 +27,29 @@ use crate::proxy::header_deadline::HeaderDeadlines;
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
+use crate::reload::{Live, LiveProxy, Pools, Reloader, Running};
 use crate::session::{MemoryStore, RedisStore, SessionStore, Sessions};
 use crate::time::Timestamp;
 
 /// Runs the gateway until a signal stops it. Returns an error only for problems found while
-/// starting (a port in use, an upstream name that does not resolve).
-pub fn run(config: Config) -> Result<(), String> {
+/// starting (a port in use, an upstream name that does not resolve). `config_path` is read again
+/// on SIGHUP ([`crate::reload`]).
+pub fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+    // Until the reload service listens, a SIGHUP must not end the process (its default action).
+    // SAFETY: setting a signal's disposition to "ignore" touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let config = Arc::new(config);
     raise_open_files_limit();
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
 
-    let app_names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
-    let metrics = Arc::new(Metrics::new(&app_names));
-    let keys = Arc::new(KeyRing::from_config(&config.tokens));
-    let cache = Arc::new(VerifyCache::new(
-        config.session.cache_ttl,
-        config.session.cache_capacity,
-    ));
-    let store: Arc<dyn SessionStore> = match config.session.store {
-        StoreKind::Memory => Arc::new(MemoryStore::default()),
-        StoreKind::Redis => {
-            let redis = Arc::new(RedisStore::new(&config.session)?);
-            // Until the revocation channel is heard, this instance could miss a sign-out made
-            // elsewhere: it uses no cached grant before then.
-            cache.set_trusted(false);
-            let listener = RevocationListener {
-                store: redis.clone(),
-                cache: cache.clone(),
-                metrics: metrics.clone(),
-                keep_cache_when_deaf: config.session.on_store_error == OnStoreError::AllowCached,
-            };
-            server.add_service(background_service("revocation listener", listener));
-            redis
-        }
-    };
-    let providers = Arc::new(Providers::new(&config.hub.providers)?);
-    let mut sessions = Sessions::new(
-        store.clone(),
-        cache.clone(),
-        metrics.clone(),
-        config.session.idle_timeout,
-    );
-    if config
-        .hub
-        .providers
-        .iter()
-        .any(|p| p.recheck_interval.is_some())
-    {
-        sessions = sessions.with_provider_check(Arc::new(Recheck::new(providers.clone(), store)));
-    }
-    let sessions = Arc::new(sessions);
+    let foundation = Arc::new(Foundation::new(&config, &mut server)?);
+    let running = build_running(config.clone(), &foundation)?;
+    let live = Arc::new(Live::new(running));
 
-    let mut apps = Vec::new();
-    for app in &config.apps {
-        let mut pool = LoadBalancer::try_from_iter(app.upstreams.iter().map(String::as_str))
-            .map_err(|e| format!("apps[{}].upstreams: {e}", app.name))?;
-        pool.set_health_check(TcpHealthCheck::new());
-        pool.health_check_frequency = Some(Duration::from_secs(2));
-        let health = background_service(&format!("health check {}", app.name), pool);
-        let upstreams = health.task();
-        server.add_service(health);
-        let mut activity_exempt = config.session.activity_exempt_paths.clone();
-        activity_exempt.extend(app.activity_exempt_paths.iter().cloned());
-        apps.push(Arc::new(AppRoute {
-            config: app.clone(),
-            upstreams,
-            cookie_name: CookieNames::new(&config.cookies.prefix).app(&app.name),
-            activity_exempt,
-            metrics: metrics.app(&app.name),
-            headers: crate::proxy::AppHeaders::new(app),
-        }));
-    }
-
-    let provider_ids: Vec<&str> = config.hub.providers.iter().map(|p| p.id.as_str()).collect();
-    metrics.precreate_providers(&provider_ids);
-    if !providers.is_empty() {
-        server.add_service(background_service(
-            "OpenID provider discovery",
-            providers.discovery_service(),
-        ));
-    }
-    let hub = Hub::new(
-        config.clone(),
-        keys.clone(),
-        sessions.clone(),
-        metrics.clone(),
-        providers,
-    );
-    let verifier = Verifier::new(&config, keys, cache, sessions.clone(), metrics.clone());
-    let gateway = Gateway::new(
-        &config,
-        Router::new(&config, apps),
-        hub,
-        verifier,
-        metrics.clone(),
-    );
-    let in_flight = gateway.in_flight.clone();
-    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let proxy = pingora::proxy::http_proxy(&server.configuration, LiveProxy::new(live.clone()));
     let mut proxy = Service::new(
         "hubgate".to_string(),
         HeaderDeadlines::new(proxy, config.server.header_read_timeout),
@@ -143,11 +68,22 @@ pub fn run(config: Config) -> Result<(), String> {
     server.add_service(proxy);
 
     if let Some(addr) = config.server.metrics_listen {
-        let mut endpoint = Service::new("metrics".to_string(), MetricsEndpoint(metrics.clone()));
+        let mut endpoint = Service::new(
+            "metrics".to_string(),
+            MetricsEndpoint(foundation.metrics.clone()),
+        );
         endpoint.add_tcp(&addr.to_string());
         server.add_service(endpoint);
     }
-    server.add_service(background_service("session sweeper", Sweeper { sessions }));
+    server.add_service(background_service(
+        "session sweeper",
+        Sweeper { live: live.clone() },
+    ));
+    let in_flight = foundation.in_flight.clone();
+    server.add_service(background_service(
+        "config reload",
+        Reloader::new(config_path, live, foundation),
+    ));
 
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin, apps = config.apps.len(), "hubgate serving");
     server.run(RunArgs {
@@ -168,6 +104,136 @@ fn raise_open_files_limit() {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
     }
+}
+
+/// What lives as long as the process, whatever reloads happen: the session store and its
+/// revocation listener, the verify cache (and the revocations it remembers), the metrics, the
+/// OpenID provider clients, the upstream pools and the in-flight count.
+pub struct Foundation {
+    pub metrics: Arc<Metrics>,
+    pub cache: Arc<VerifyCache>,
+    pub pools: Pools,
+    pub in_flight: InFlight,
+    store: Arc<dyn SessionStore>,
+    providers: Arc<Providers>,
+    recheck: Option<Arc<Recheck>>,
+}
+
+impl Foundation {
+    fn new(config: &Config, server: &mut Server) -> Result<Self, String> {
+        let app_names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+        let metrics = Arc::new(Metrics::new(&app_names));
+        let cache = Arc::new(VerifyCache::new(
+            config.session.cache_ttl,
+            config.session.cache_capacity,
+        ));
+        let store: Arc<dyn SessionStore> = match config.session.store {
+            StoreKind::Memory => Arc::new(MemoryStore::default()),
+            StoreKind::Redis => {
+                let redis = Arc::new(RedisStore::new(&config.session)?);
+                // Until the revocation channel is heard, this instance could miss a sign-out made
+                // elsewhere: it uses no cached grant before then.
+                cache.set_trusted(false);
+                let listener = RevocationListener {
+                    store: redis.clone(),
+                    cache: cache.clone(),
+                    metrics: metrics.clone(),
+                    keep_cache_when_deaf: config.session.on_store_error
+                        == OnStoreError::AllowCached,
+                };
+                server.add_service(background_service("revocation listener", listener));
+                redis
+            }
+        };
+        let providers = Arc::new(Providers::new(&config.hub.providers)?);
+        let provider_ids: Vec<&str> = config.hub.providers.iter().map(|p| p.id.as_str()).collect();
+        metrics.precreate_providers(&provider_ids);
+        if !providers.is_empty() {
+            server.add_service(background_service(
+                "OpenID provider discovery",
+                providers.discovery_service(),
+            ));
+        }
+        let recheck = config
+            .hub
+            .providers
+            .iter()
+            .any(|p| p.recheck_interval.is_some())
+            .then(|| Arc::new(Recheck::new(providers.clone(), store.clone())));
+        Ok(Foundation {
+            metrics,
+            cache,
+            pools: Pools::default(),
+            in_flight: InFlight::default(),
+            store,
+            providers,
+            recheck,
+        })
+    }
+}
+
+/// Builds everything one version of the config decides — routes, upstream pools, users, keys,
+/// session and token policy — on the [`Foundation`] that outlives it. At start and on reload.
+pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Running, String> {
+    let f = foundation;
+    let keys = Arc::new(KeyRing::from_config(&config.tokens));
+    let mut sessions = Sessions::new(
+        f.store.clone(),
+        f.cache.clone(),
+        f.metrics.clone(),
+        config.session.idle_timeout,
+    );
+    if let Some(recheck) = &f.recheck {
+        sessions = sessions.with_provider_check(recheck.clone());
+    }
+    if config.hub.users_file.is_some() {
+        sessions = sessions.with_users_file(config.users.clone());
+    }
+    let sessions = Arc::new(sessions);
+
+    let cookie_names = CookieNames::new(&config.cookies.prefix);
+    let mut apps = Vec::new();
+    for app in &config.apps {
+        let mut activity_exempt = config.session.activity_exempt_paths.clone();
+        activity_exempt.extend(app.activity_exempt_paths.iter().cloned());
+        apps.push(Arc::new(AppRoute {
+            config: app.clone(),
+            upstreams: f.pools.pool(&app.name, &app.upstreams)?,
+            cookie_name: cookie_names.app(&app.name),
+            activity_exempt,
+            metrics: f.metrics.app(&app.name),
+            headers: crate::proxy::AppHeaders::new(app),
+        }));
+    }
+
+    let hub = Hub::new(
+        config.clone(),
+        keys.clone(),
+        sessions.clone(),
+        f.metrics.clone(),
+        f.providers.clone(),
+    );
+    let verifier = Verifier::new(
+        &config,
+        keys,
+        f.cache.clone(),
+        sessions.clone(),
+        f.metrics.clone(),
+    );
+    let mut gateway = Gateway::new(
+        &config,
+        Router::new(&config, apps),
+        hub,
+        verifier,
+        f.metrics.clone(),
+    );
+    // One count for every version, so a stop waits for requests on old versions too.
+    gateway.in_flight = f.in_flight.clone();
+    Ok(Running {
+        config,
+        gateway: Arc::new(gateway),
+        sessions,
+    })
 }
 
 /// Each of a service's `threads` runs its own single-threaded runtime and keeps the connections it
@@ -310,15 +376,18 @@ impl BackgroundService for RevocationListener {
     }
 }
 
-/// Ends sessions whose users never came back, so their end is logged and counted too.
+/// Ends sessions whose users never came back, so their end is logged and counted too (with the
+/// idle timeout of the config running at each sweep).
 struct Sweeper {
-    sessions: Arc<Sessions>,
+    live: Arc<Live>,
 }
 
 #[async_trait]
 impl BackgroundService for Sweeper {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let every = self
+            .live
+            .current()
             .sessions
             .idle_timeout()
             .map_or(Duration::from_secs(30), |idle| {
@@ -328,7 +397,8 @@ impl BackgroundService for Sweeper {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if let Err(e) = self.sessions.sweep(Timestamp::now()).await {
+                    let sessions = self.live.current().sessions.clone();
+                    if let Err(e) = sessions.sweep(Timestamp::now()).await {
                         tracing::warn!(error = %e, "session sweep failed");
                     }
                 }

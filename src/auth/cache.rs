@@ -308,6 +308,12 @@ impl VerifyCache {
             .entry(key)
             .or_insert_with(|| CachedSession::from_session(session));
         record.merge_activity(session.last_seen);
+        // The verifier's view of who this is wins (groups changed in the users file and
+        // reloaded): a record kept from before carries the old groups otherwise.
+        let identity = Identity::new(&session.user, &session.groups, &session.email);
+        if *record.identity != identity {
+            record.identity = Arc::new(identity);
+        }
         if let Some(verified_until) = self.trust_until(now) {
             record.add_grant(digest, token_expires_at, verified_until);
         }

@@ -71,6 +71,8 @@ pub enum Reason {
     SessionRevoked,
     IdleTimeout,
     SessionExpired,
+    /// The user is no longer in the users file (removed, then reloaded).
+    UserRemoved,
 }
 
 impl Reason {
@@ -83,6 +85,7 @@ impl Reason {
             Reason::SessionRevoked => "session_revoked",
             Reason::IdleTimeout => "idle_timeout",
             Reason::SessionExpired => "session_expired",
+            Reason::UserRemoved => "user_removed",
         }
     }
 
@@ -91,6 +94,7 @@ impl Reason {
             Some(EndReason::IdleTimeout) => Reason::IdleTimeout,
             Some(EndReason::Expired) => Reason::SessionExpired,
             Some(EndReason::KeyRemoved) => Reason::KeyRemoved,
+            Some(EndReason::UserRemoved) => Reason::UserRemoved,
             Some(
                 EndReason::Logout
                 | EndReason::LogoutAll

@@ -19,7 +19,7 @@ pub use cidr::{canonical_ip, Cidr};
 pub use duration::parse_duration;
 pub use hosts::HostName;
 pub use model::*;
-pub use users::{User, Users};
+pub use users::{check_group_name, check_user_name, check_users_file, users_file_of, User, Users};
 
 /// One problem in the config, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub public_url: PublicUrl,
     pub threads: usize,
     pub shutdown_grace: Duration,
+    /// Reload when the config or users file changes, as on SIGHUP.
+    pub watch_config: bool,
     pub tls: Option<TlsConfig>,
     /// Peers whose `X-Forwarded-For` is believed (load balancers); empty: nobody's.
     pub trusted_proxies: Vec<Cidr>,
@@ -42,7 +44,7 @@ pub struct PublicUrl {
     pub origin: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -237,6 +239,10 @@ pub struct AppConfig {
     pub activity_exempt_paths: Vec<String>,
     pub websocket: bool,
     pub identity_headers: IdentityHeaders,
+    /// Forward the client's `Authorization` header to this app (its own API keys, Basic auth).
+    /// Off by default: the gateway authenticates by its cookies, so a client's `Authorization`
+    /// proves nothing and is removed rather than handed to an app that might believe it.
+    pub pass_authorization: bool,
 }
 
 impl AppConfig {

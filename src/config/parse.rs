@@ -98,6 +98,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
     });
     let threads = s.integer("threads", 2, 1, 1024) as usize;
     let shutdown_grace = s.duration("shutdown_grace", Duration::from_secs(10));
+    let watch_config = s.bool("watch_config", false);
     let tls = s.opt_table("tls").map(|mut t| {
         let cert = existing_file(&mut t, "cert", base_dir);
         let key = existing_file(&mut t, "key", base_dir);
@@ -123,6 +124,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         public_url,
         threads,
         shutdown_grace,
+        watch_config,
         tls,
         trusted_proxies,
         header_read_timeout,
@@ -151,7 +153,7 @@ fn read_hub(
     if let Err(why) = check_path_prefix(&prefix) {
         s.report("prefix", why);
     }
-    let users_file = Some(s.string("users_file", "users.toml"))
+    let users_file = Some(s.string("users_file", super::users::DEFAULT_USERS_FILE))
         .filter(|name| !name.is_empty())
         .map(|name| base_dir.join(name));
     let admin_token_env = s.string("admin_token_env", "HUBGATE_ADMIN_TOKEN");
@@ -548,6 +550,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<
         let public_paths = path_list(&mut a, "public_paths", Some(&prefix));
         let activity_exempt_paths = path_list(&mut a, "activity_exempt_paths", Some(&prefix));
         let websocket = a.bool("websocket", true);
+        let pass_authorization = a.bool("pass_authorization", false);
         let identity_headers = read_identity_headers(&mut a.table("identity_headers"));
         a.finish();
         apps.push(AppConfig {
@@ -562,6 +565,7 @@ fn read_apps(root: &mut Section, hub: &HubConfig, server: &ServerConfig) -> Vec<
             activity_exempt_paths,
             websocket,
             identity_headers,
+            pass_authorization,
         });
     }
     if apps.is_empty() {

@@ -34,6 +34,10 @@ impl Users {
         self.by_name.get(name)
     }
 
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
@@ -74,14 +78,14 @@ pub(crate) fn load_users(path: &Path, problems: &Problems) -> Users {
         let password_hash = entry.string("password_hash", "");
         let groups = entry.string_list("groups");
         let email = entry.string("email", "");
-        if name.is_empty() || name.chars().any(|c| c.is_control() || c == ',') {
-            entry.report("name", format!("{name:?} is not a usable user name (non-empty, no commas or control characters)"));
+        if let Err(why) = check_user_name(&name) {
+            entry.report("name", why);
         } else if users.iter().any(|u| u.name == name) {
             entry.report("name", format!("user {name:?} appears twice"));
         }
         for (i, group) in groups.iter().enumerate() {
-            if group.is_empty() || group.chars().any(|c| c.is_control() || c == ',') {
-                entry.report(&format!("groups[{i}]"), format!("{group:?} is not a usable group name (non-empty, no commas: X-Forwarded-Groups is comma-separated)"));
+            if let Err(why) = check_group_name(group) {
+                entry.report(&format!("groups[{i}]"), why);
             }
         }
         if let Err(why) = check_password_hash(&password_hash) {
@@ -101,6 +105,66 @@ pub(crate) fn load_users(path: &Path, problems: &Problems) -> Users {
     }
     Users::from_list(users)
 }
+
+/// A user name ends up in `X-Forwarded-User` and in lists joined by commas.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(|c| c.is_control() || c == ',') {
+        return Err(format!(
+            "{name:?} is not a usable user name (non-empty, no commas or control characters)"
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_group_name(group: &str) -> Result<(), String> {
+    if group.is_empty() || group.chars().any(|c| c.is_control() || c == ',') {
+        return Err(format!("{group:?} is not a usable group name (non-empty, no commas: X-Forwarded-Groups is comma-separated)"));
+    }
+    Ok(())
+}
+
+/// Checks a users file on its own, as the gateway would read it (the users CLI checks its
+/// rewrite with this before putting it in place).
+pub fn check_users_file(path: &Path) -> Result<Users, super::ConfigErrors> {
+    let problems = Problems::default();
+    let users = load_users(path, &problems);
+    let errors = problems.take();
+    if errors.is_empty() {
+        Ok(users)
+    } else {
+        Err(super::ConfigErrors(errors))
+    }
+}
+
+/// The users file a config names (`hub.users_file`, relative to the config's directory), read
+/// without validating the rest of the config; `None` when `users_file = ""`.
+pub fn users_file_of(config_path: &Path) -> Result<Option<std::path::PathBuf>, String> {
+    let text = std::fs::read_to_string(config_path).map_err(|e| {
+        format!(
+            "{}: cannot read the config file: {e}",
+            config_path.display()
+        )
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        format!(
+            "{}: not valid TOML: {}",
+            config_path.display(),
+            e.message().trim()
+        )
+    })?;
+    let name = match table.get("hub").and_then(|hub| hub.get("users_file")) {
+        None => DEFAULT_USERS_FILE,
+        Some(toml::Value::String(name)) => name.as_str(),
+        Some(_) => return Err("hub.users_file: expected a string".to_string()),
+    };
+    let base_dir = config_path.parent().unwrap_or_else(|| Path::new("."));
+    Ok(Some(name)
+        .filter(|n| !n.is_empty())
+        .map(|n| base_dir.join(n)))
+}
+
+/// `hub.users_file` when the config does not say.
+pub(crate) const DEFAULT_USERS_FILE: &str = "users.toml";
 
 fn check_password_hash(phc: &str) -> Result<(), String> {
     let parsed = argon2::PasswordHash::new(phc).map_err(|e| {

@@ -246,6 +246,7 @@ impl Hub {
             "key_removed" => Banner::warn("Your session was signed with a key that has since been retired. Please sign in again."),
             "provider_logout" => self.provider_banner(EndReason::ProviderLogout),
             "provider_revoked" => self.provider_banner(EndReason::ProviderRevoked),
+            "user_removed" => Banner::warn("Your account was removed from this gateway."),
             _ => return None,
         })
     }

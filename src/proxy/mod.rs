@@ -295,6 +295,7 @@ impl Gateway {
             return Ok(());
         };
         upstream::remove_gateway_cookies(upstream, &self.cookies.names)?;
+        upstream::remove_authorization(upstream, app);
         upstream::set_identity_headers(upstream, app, ctx.identity.as_deref())?;
         let forwarded_for = self.client(session).map(|c| c.forwarded_for);
         upstream::set_forwarded_headers(upstream, forwarded_for, self.https)?;

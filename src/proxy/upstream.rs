@@ -9,6 +9,13 @@ use super::routes::AppRoute;
 use crate::auth::cookies::{without_gateway_cookies, CookieNames};
 use crate::auth::Identity;
 
+/// A client's `Authorization` reaches the app only where `pass_authorization = true`.
+pub fn remove_authorization(req: &mut RequestHeader, app: &AppRoute) {
+    if !app.config.pass_authorization {
+        req.remove_header(&http::header::AUTHORIZATION);
+    }
+}
+
 pub fn remove_gateway_cookies(req: &mut RequestHeader, names: &CookieNames) -> Result<()> {
     let mut headers = 0;
     let mut kept: Vec<u8> = Vec::new();

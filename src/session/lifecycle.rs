@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::instrumented::Instrumented;
 use super::{EndReason, Lookup, ProviderCheck, Session, SessionId, SessionStore, StoreError};
 use crate::auth::cache::VerifyCache;
+use crate::config::Users;
 use crate::metrics::Metrics;
 use crate::time::{human_duration, Timestamp};
 
@@ -24,6 +25,8 @@ pub struct Sessions {
     metrics: Arc<Metrics>,
     idle_timeout: Option<Duration>,
     provider_check: Option<Arc<dyn ProviderCheck>>,
+    /// The users file as last (re)loaded; `None` without one (providers only).
+    users: Option<Users>,
 }
 
 impl Sessions {
@@ -39,7 +42,14 @@ impl Sessions {
             metrics,
             idle_timeout,
             provider_check: None,
+            users: None,
         }
+    }
+
+    /// Password sessions follow `users` as it is now (see [`Sessions::live`]).
+    pub fn with_users_file(mut self, users: Users) -> Self {
+        self.users = Some(users);
+        self
     }
 
     /// Sessions begun at an OpenID provider are asked about again there (`recheck_interval`)
@@ -80,12 +90,37 @@ impl Sessions {
                 }
             }
         }
+        let mut session = session;
+        if reached.is_none() && !self.follow_users_file(&mut session) {
+            reached = Some(EndReason::UserRemoved);
+        }
         match reached {
             None => Ok(Ok(session)),
             Some(reason) => {
                 self.end(id, reason, now, noticed).await?;
                 Ok(Err(Some(reason)))
             }
+        }
+    }
+
+    /// A password session follows the users file as it is now: groups and email changed there
+    /// apply from this lookup on (a reload clears the verify cache, so that is the next request,
+    /// at the hub and at every app), and a user no longer in it — even one removed while the
+    /// gateway was down — is gone (`false`). Sessions from a provider follow the provider.
+    fn follow_users_file(&self, session: &mut Session) -> bool {
+        let Some(users) = &self.users else {
+            return true;
+        };
+        if session.provider.is_some() {
+            return true;
+        }
+        match users.get(&session.user) {
+            Some(user) => {
+                session.groups.clone_from(&user.groups);
+                session.email.clone_from(&user.email);
+                true
+            }
+            None => false,
         }
     }
 

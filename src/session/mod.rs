@@ -169,10 +169,12 @@ pub enum EndReason {
     ProviderLogout,
     /// Asked again (`recheck_interval`), the provider no longer accepts the person.
     ProviderRevoked,
+    /// The user left the users file and the gateway reloaded it.
+    UserRemoved,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 8] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::Logout,
         EndReason::LogoutAll,
         EndReason::IdleTimeout,
@@ -181,6 +183,7 @@ impl EndReason {
         EndReason::KeyRemoved,
         EndReason::ProviderLogout,
         EndReason::ProviderRevoked,
+        EndReason::UserRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -193,6 +196,7 @@ impl EndReason {
             EndReason::KeyRemoved => "key_removed",
             EndReason::ProviderLogout => "provider_logout",
             EndReason::ProviderRevoked => "provider_revoked",
+            EndReason::UserRemoved => "user_removed",
         }
     }
 
@@ -210,6 +214,7 @@ impl EndReason {
             EndReason::KeyRemoved => "key_removed",
             EndReason::ProviderLogout => "provider_logout",
             EndReason::ProviderRevoked => "provider_revoked",
+            EndReason::UserRemoved => "user_removed",
         }
     }
 }

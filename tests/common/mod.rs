@@ -343,6 +343,25 @@ shutdown_grace = "1s"
         self.wait_until_serving();
     }
 
+    /// Sends SIGHUP (reload) once the gateway listens for it.
+    pub fn hang_up(&self) {
+        self.wait_for_log("reload: listening for SIGHUP");
+        unsafe_kill(self.child.id(), "HUP");
+    }
+
+    /// Waits (at most 10 s) until the log holds `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "never logged {text:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
     pub fn stop(&mut self) -> Option<i32> {
         unsafe_kill(self.child.id(), "TERM");
