@@ -7,6 +7,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::session::recent_ends::ReportType;
 use crate::session::EndReason;
 
 pub const OUTCOMES: [&str; 6] = [
@@ -76,6 +77,8 @@ pub struct Metrics {
     pub oidc_logins: IntCounterVec,
     /// `{provider, result}`: back-channel logout calls (ended, unknown, invalid).
     pub backchannel_logouts: IntCounterVec,
+    /// `{type}`: sign-outs front ends reported (`POST <hub>/api/logout-event`).
+    pub client_logout_events: IntCounterVec,
 }
 
 pub const OIDC_LOGIN_RESULTS: [&str; 3] = ["success", "denied", "error"];
@@ -154,6 +157,11 @@ impl Metrics {
                 "Back-channel logout calls from OpenID providers, by provider and result.",
                 &["provider", "result"],
             ),
+            client_logout_events: counter(
+                "client_logout_events_total",
+                "Sign-outs reported by front ends, by type.",
+                &["type"],
+            ),
             revocations_received: IntCounter::new(
                 "revocations_received_total",
                 "Revocations received from other instances.",
@@ -201,6 +209,10 @@ impl Metrics {
         for op in STORE_OPS {
             self.store_duration.with_label_values(&[op]);
             self.store_errors.with_label_values(&[op]);
+        }
+        for kind in ReportType::ALL {
+            self.client_logout_events
+                .with_label_values(&[kind.as_str()]);
         }
     }
 
@@ -257,6 +269,7 @@ mod tests {
             "hubgate_store_operation_duration_seconds_count{op=\"lookup\"} 0",
             "hubgate_store_errors_total{op=\"touch\"} 0",
             "hubgate_revocations_received_total 0",
+            "hubgate_client_logout_events_total{type=\"refresh_failed\"} 0",
             "hubgate_build_info{version=",
         ] {
             assert!(text.contains(family), "missing {family}");

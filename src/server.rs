@@ -26,7 +26,8 @@ use crate::oidc::{Providers, Recheck};
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
-use crate::session::{MemoryStore, RedisStore, SessionStore, Sessions};
+use crate::session::recent_ends::MemoryHistory;
+use crate::session::{EndHistory, MemoryStore, RedisStore, SessionStore, Sessions};
 use crate::time::Timestamp;
 
 /// Runs the gateway until a signal stops it. Returns an error only for problems found while
@@ -43,8 +44,12 @@ pub fn run(config: Config) -> Result<(), String> {
         config.session.cache_ttl,
         config.session.cache_capacity,
     ));
-    let store: Arc<dyn SessionStore> = match config.session.store {
-        StoreKind::Memory => Arc::new(MemoryStore::default()),
+    let (store, history): (Arc<dyn SessionStore>, Arc<dyn EndHistory>) = match config.session.store
+    {
+        StoreKind::Memory => (
+            Arc::new(MemoryStore::default()),
+            Arc::new(MemoryHistory::default()),
+        ),
         StoreKind::Redis => {
             let redis = Arc::new(RedisStore::new(&config.session)?);
             // Until the revocation channel is heard, this instance could miss a sign-out made
@@ -57,7 +62,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 keep_cache_when_deaf: config.session.on_store_error == OnStoreError::AllowCached,
             };
             server.add_service(background_service("revocation listener", listener));
-            redis
+            (redis.clone(), redis)
         }
     };
     let providers = Arc::new(Providers::new(&config.hub.providers)?);
@@ -66,7 +71,8 @@ pub fn run(config: Config) -> Result<(), String> {
         cache.clone(),
         metrics.clone(),
         config.session.idle_timeout,
-    );
+    )
+    .with_history(history);
     if config
         .hub
         .providers

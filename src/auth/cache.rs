@@ -390,6 +390,7 @@ mod tests {
             remember_me: false,
             app_tokens: BTreeMap::new(),
             provider: None,
+            from: Default::default(),
         }
     }
 
