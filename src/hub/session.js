@@ -60,6 +60,18 @@
     provider_revoked: "Your identity provider no longer accepts your account."
   };
 
+  var REASON_WORDS = {
+    logout: "signed out",
+    logout_all: "signed out everywhere",
+    logout_device: "signed out from another device",
+    idle_timeout: "no activity",
+    expired: "time limit reached",
+    revoked: "ended by an administrator",
+    key_removed: "signing key retired",
+    provider_logout: "signed out at the identity provider",
+    provider_revoked: "refused by the identity provider"
+  };
+
   function clock(seconds) {
     seconds = Math.max(0, Math.ceil(seconds));
     var m = Math.floor(seconds / 60);
@@ -276,7 +288,7 @@
     var list = el("ul", { id: "panel-sign-outs" });
     ends.slice(0, 10).forEach(function (end) {
       list.append(
-        el("li", {}, new Date(end.at * 1000).toLocaleString() + " — " + end.reason + ", idle " + words(end.idle_seconds) + (end.device ? " · " + end.device : ""))
+        el("li", {}, new Date(end.at * 1000).toLocaleString() + " — " + (REASON_WORDS[end.reason] || end.reason) + ", idle " + words(end.idle_seconds) + (end.device ? " · " + end.device : ""))
       );
     });
     if (!ends.length) list.append(el("li", { class: "muted" }, "none in the last 30 days"));
