@@ -372,3 +372,14 @@ async fn recent_sign_outs_are_kept_in_redis_in_the_users_slot_and_read_on_any_in
     let ttl = number(redis.command(&["PTTL", &key]));
     assert!(ttl > 29 * 24 * 3600 * 1000, "kept 30 days: {ttl}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_sign_outs_are_kept_on_a_redis_cluster_and_read_on_any_instance() {
+    let cluster = RedisCluster::start();
+    let setup = setup()
+        .await
+        .with_redis_cluster(&cluster)
+        .tokens(&token_keys(&[("k1", 1)]));
+    let (a, b) = (setup.clone().start(), setup.start());
+    sign_outs_are_kept_and_capped(&a, &b).await;
+}

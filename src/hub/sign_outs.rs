@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::pages::esc;
 use super::{Hub, HubRequest, Reply};
+use crate::auth::cookies::{self, Found};
 use crate::session::recent_ends::{session_ref, EndRecord, FrontEndReport, RecentEnds, KEPT};
 use crate::session::{EndReason, Noticed, Session, SessionId, StoreError};
 use crate::time::{human_duration, utc_text, Timestamp};
@@ -82,10 +83,14 @@ fn reason_words(reason: EndReason) -> &'static str {
 
 impl Hub {
     /// The session a call of `session.js` comes with: the hub-login cookie at the hub, the
-    /// session-id cookie on an app host (the hub's cookies never reach it).
+    /// session-id cookie on an app host (the hub's cookies never reach it). A hub-login cookie
+    /// that is sent but names nobody (two copies, another key) is not replaced by the session id.
     pub(super) fn script_session_id(&self, req: &HubRequest<'_>) -> Option<SessionId> {
-        self.hub_login_id(req)
-            .or_else(|| self.session_id_cookie(req))
+        let names = &self.cookies.names;
+        match cookies::lookup(req.cookie_headers.iter().copied(), &names.hub_login) {
+            Found::Missing => self.session_id_cookie(req),
+            _ => self.hub_login_id(req),
+        }
     }
 
     pub(super) async fn live_for_script(
@@ -336,16 +341,24 @@ impl Hub {
         )
     }
 
+    /// The user an admin query names (`?user=`), once its bearer token is checked.
+    fn admin_user(&self, req: &HubRequest<'_>) -> Result<String, Reply> {
+        self.admin_authorized(req)?;
+        req.query_param("user")
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                Reply::json(
+                    400,
+                    &json!({"error": "bad_request", "hint": "add ?user=NAME"}),
+                )
+            })
+    }
+
     /// `GET <hub>/api/admin/sessions?user=NAME`: that user's live sessions.
     pub(super) async fn admin_sessions(&self, req: &HubRequest<'_>) -> Reply {
-        if let Err(refused) = self.admin_authorized(req) {
-            return refused;
-        }
-        let Some(user) = req.query_param("user").filter(|u| !u.is_empty()) else {
-            return Reply::json(
-                400,
-                &json!({"error": "bad_request", "hint": "add ?user=NAME"}),
-            );
+        let user = match self.admin_user(req) {
+            Ok(user) => user,
+            Err(refused) => return refused,
         };
         match self.sessions.store().user_sessions(&user).await {
             Ok(sessions) => Reply::json(
@@ -359,14 +372,9 @@ impl Hub {
     /// `GET <hub>/api/admin/ends?user=NAME&limit=N`: that user's recent sign-outs (N at most 50,
     /// default 20; no more than 20 are kept).
     pub(super) async fn admin_ends(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
-        if let Err(refused) = self.admin_authorized(req) {
-            return refused;
-        }
-        let Some(user) = req.query_param("user").filter(|u| !u.is_empty()) else {
-            return Reply::json(
-                400,
-                &json!({"error": "bad_request", "hint": "add ?user=NAME"}),
-            );
+        let user = match self.admin_user(req) {
+            Ok(user) => user,
+            Err(refused) => return refused,
         };
         let limit = match req.query_param("limit").map(|l| l.parse::<usize>()) {
             None => KEPT,
