@@ -41,6 +41,8 @@ fn store_config(redis: &str, prefix: &str) -> SessionConfig {
         cache_capacity: 100_000,
         activity_exempt_paths: Vec::new(),
         on_store_error: OnStoreError::Deny,
+        warn_before: Duration::from_secs(120),
+        poll_interval: Duration::from_secs(30),
     }
 }
 
@@ -79,6 +81,7 @@ impl Minter {
             remember_me: false,
             app_tokens: BTreeMap::new(),
             provider: None,
+            from: Default::default(),
         };
         self.store
             .create(&session)

@@ -1,7 +1,8 @@
 //! Two small demo upstreams for `hubgate demo` (and the tests): each answers with what it received
 //! from the gateway — the identity headers and the cookies that reached it — and echoes WebSocket
 //! messages on any path ending in `/ws`. Its HTML page keeps such a WebSocket open, so a newcomer
-//! (and the browser tests) can see one pass through the gateway.
+//! (and the browser tests) can see one pass through the gateway, and includes `session.js`; a
+//! path ending in `/strict` is a page under a strict Content-Security-Policy.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,6 +58,9 @@ async fn echo(
     }
     let headers = request.headers();
     let seen = Seen::from(&demo.name, &request, headers);
+    if request.uri().path().ends_with("/strict") {
+        return strict_page(&seen);
+    }
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -178,6 +182,7 @@ button{{font:inherit;font-weight:600;padding:.5rem 1rem;border:0;border-radius:.
 <p class="note">This page keeps a WebSocket open to <code>ws</code> beside it; the app echoes every message back.</p></div>
 <div class="card"><h2>Request</h2><p><code id="request">{method} {path}</code></p></div>
 </main>
+<script src="{script}" defer></script>
 <script>
 (() => {{
   const status = document.getElementById("ws-status");
@@ -201,11 +206,42 @@ button{{font:inherit;font-weight:600;padding:.5rem 1rem;border:0;border-radius:.
 }})();
 </script></body></html>"#,
             app = esc(&self.app),
+            script = session_script(&self.path),
             cookie = esc(cookie),
             method = esc(&self.method),
             path = esc(&self.path),
         )
     }
+}
+
+/// Where the gateway serves `session.js` for a page at `path`: the hub's (prefix `/hub`, as
+/// `hubgate demo` configures it) for apps under `/apps/`, `/.hubgate/` for an app on its own host.
+fn session_script(path: &str) -> &'static str {
+    if path.starts_with("/apps/") {
+        "/hub/static/session.js"
+    } else {
+        "/.hubgate/static/session.js"
+    }
+}
+
+/// A page under the strictest policy an app might send (`…/strict`): scripts and styles from the
+/// site itself only, nothing inline. `session.js` must work here unchanged.
+fn strict_page(seen: &Seen) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{app} · strict</title>\
+<script src=\"{script}\" defer></script></head><body><h1 id=\"app-name\">{app}</h1>\
+<p id=\"strict\">This page allows only scripts and styles from this site.</p></body></html>",
+        app = esc(&seen.app),
+        script = session_script(&seen.path),
+    );
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'",
+        )],
+        Html(page),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

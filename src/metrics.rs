@@ -7,6 +7,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use crate::session::recent_ends::ReportType;
 use crate::session::EndReason;
 
 pub const OUTCOMES: [&str; 6] = [
@@ -80,6 +81,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// When the running config was last loaded (start, or the last applied reload).
     pub config_last_reload: Gauge,
+    /// `{type}`: sign-outs front ends reported (`POST <hub>/api/logout-event`).
+    pub client_logout_events: IntCounterVec,
 }
 
 pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
@@ -170,6 +173,11 @@ impl Metrics {
                 "Unix time the running config was loaded: at start, or the last applied reload.",
             )
             .expect("static metric definition"),
+            client_logout_events: counter(
+                "client_logout_events_total",
+                "Sign-outs reported by front ends, by type.",
+                &["type"],
+            ),
             revocations_received: IntCounter::new(
                 "revocations_received_total",
                 "Revocations received from other instances.",
@@ -230,6 +238,10 @@ impl Metrics {
             self.store_duration.with_label_values(&[op]);
             self.store_errors.with_label_values(&[op]);
         }
+        for kind in ReportType::ALL {
+            self.client_logout_events
+                .with_label_values(&[kind.as_str()]);
+        }
     }
 
     /// Zero series for each configured provider, so its families show from the first scrape.
@@ -287,6 +299,7 @@ mod tests {
             "hubgate_revocations_received_total 0",
             "hubgate_config_reloads_total{result=\"failure\"} 0",
             "hubgate_config_last_reload_timestamp_seconds 0",
+            "hubgate_client_logout_events_total{type=\"refresh_failed\"} 0",
             "hubgate_build_info{version=",
         ] {
             assert!(text.contains(family), "missing {family}");

@@ -28,7 +28,8 @@ use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
 use crate::proxy::Gateway;
 use crate::reload::{Live, LiveProxy, Pools, Reloader, Running};
-use crate::session::{MemoryStore, RedisStore, SessionStore, Sessions};
+use crate::session::recent_ends::MemoryHistory;
+use crate::session::{EndHistory, MemoryStore, RedisStore, SessionStore, Sessions};
 use crate::time::Timestamp;
 
 /// Runs the gateway until a signal stops it. Returns an error only for problems found while
@@ -115,6 +116,8 @@ pub struct Foundation {
     pub pools: Pools,
     pub in_flight: InFlight,
     store: Arc<dyn SessionStore>,
+    /// Recent sign-outs, kept in the same place as the sessions.
+    history: Arc<dyn EndHistory>,
     providers: Arc<Providers>,
     recheck: Option<Arc<Recheck>>,
 }
@@ -127,24 +130,28 @@ impl Foundation {
             config.session.cache_ttl,
             config.session.cache_capacity,
         ));
-        let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(MemoryStore::default()),
-            StoreKind::Redis => {
-                let redis = Arc::new(RedisStore::new(&config.session)?);
-                // Until the revocation channel is heard, this instance could miss a sign-out made
-                // elsewhere: it uses no cached grant before then.
-                cache.set_trusted(false);
-                let listener = RevocationListener {
-                    store: redis.clone(),
-                    cache: cache.clone(),
-                    metrics: metrics.clone(),
-                    keep_cache_when_deaf: config.session.on_store_error
-                        == OnStoreError::AllowCached,
-                };
-                server.add_service(background_service("revocation listener", listener));
-                redis
-            }
-        };
+        let (store, history): (Arc<dyn SessionStore>, Arc<dyn EndHistory>) =
+            match config.session.store {
+                StoreKind::Memory => (
+                    Arc::new(MemoryStore::default()),
+                    Arc::new(MemoryHistory::default()),
+                ),
+                StoreKind::Redis => {
+                    let redis = Arc::new(RedisStore::new(&config.session)?);
+                    // Until the revocation channel is heard, this instance could miss a sign-out made
+                    // elsewhere: it uses no cached grant before then.
+                    cache.set_trusted(false);
+                    let listener = RevocationListener {
+                        store: redis.clone(),
+                        cache: cache.clone(),
+                        metrics: metrics.clone(),
+                        keep_cache_when_deaf: config.session.on_store_error
+                            == OnStoreError::AllowCached,
+                    };
+                    server.add_service(background_service("revocation listener", listener));
+                    (redis.clone(), redis)
+                }
+            };
         let providers = Arc::new(Providers::new(&config.hub.providers)?);
         let provider_ids: Vec<&str> = config.hub.providers.iter().map(|p| p.id.as_str()).collect();
         metrics.precreate_providers(&provider_ids);
@@ -166,6 +173,7 @@ impl Foundation {
             pools: Pools::default(),
             in_flight: InFlight::default(),
             store,
+            history,
             providers,
             recheck,
         })
@@ -182,7 +190,8 @@ pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Run
         f.cache.clone(),
         f.metrics.clone(),
         config.session.idle_timeout,
-    );
+    )
+    .with_history(f.history.clone());
     if let Some(recheck) = &f.recheck {
         sessions = sessions.with_provider_check(recheck.clone());
     }

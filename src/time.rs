@@ -63,6 +63,27 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// "2026-12-03 14:32 UTC": a moment for people, the same on every instance.
+pub fn utc_text(t: Timestamp) -> String {
+    let secs = t.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +95,19 @@ mod tests {
         assert_eq!(Timestamp(9_000).since(t), Duration::from_secs(4));
         assert_eq!(t.plus(Duration::from_secs(2)), Timestamp(7_000));
         assert_eq!(t.until(Timestamp(6_500)), Duration::from_millis(1_500));
+    }
+
+    #[test]
+    fn moments_in_utc() {
+        assert_eq!(utc_text(Timestamp(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(
+            utc_text(Timestamp::from_secs(1_796_308_320)),
+            "2026-12-03 14:32 UTC"
+        );
+        assert_eq!(
+            utc_text(Timestamp::from_secs(951_782_400)),
+            "2000-02-29 00:00 UTC"
+        );
     }
 
     #[test]

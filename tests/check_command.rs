@@ -360,3 +360,26 @@ upstreams = ["127.0.0.1:3000"]
         "10.0.0.0/8 is fine: {stderr}"
     );
 }
+
+#[test]
+fn session_script_settings_are_checked_by_key() {
+    let config = r#"
+[session]
+warn_before = "2 minutes"
+poll_interval = "1m"
+[[apps]]
+name = "a"
+prefix = "/apps/a"
+upstreams = ["127.0.0.1:3000"]
+"#;
+    let (code, stderr) = check_config(config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: session.warn_before: \"2 minutes\" is not a duration"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: session.poll_interval: must be at most \"30s\""),
+        "{stderr}"
+    );
+}

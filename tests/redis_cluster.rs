@@ -135,8 +135,14 @@ async fn admin_revoke_ends_one_users_sessions_and_everyones_on_every_primary() {
         9.0
     );
     let left: u64 = d.cluster.keys_per_node().iter().sum();
-    let tombstones = d.users.len() as u64 + 3;
-    assert_eq!(left, tombstones, "only the reasons (ended:<id>) are left");
+    let ended = d.users.len() as u64 + 3;
+    // Per ended session its reason (ended:<id>) and owner (owner:<id>); per user (and alice) the
+    // recent sign-outs (ends:<name>).
+    let kept = 2 * ended + d.users.len() as u64 + 1;
+    assert_eq!(
+        left, kept,
+        "only the reasons, owners and recent sign-outs are left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -382,8 +388,8 @@ async fn store_commands_and_bytes_per_session_are_measured() {
     );
     assert_eq!(
         sign_out.get("evalsha"),
-        Some(&1),
-        "one script: {sign_out:?}"
+        Some(&2),
+        "one script ends the session, one keeps it among the recent sign-outs: {sign_out:?}"
     );
     assert_eq!(
         sign_out.get("spublish"),

@@ -100,7 +100,8 @@ impl Reason {
                 | EndReason::LogoutAll
                 | EndReason::Revoked
                 | EndReason::ProviderLogout
-                | EndReason::ProviderRevoked,
+                | EndReason::ProviderRevoked
+                | EndReason::LogoutDevice,
             )
             | None => Reason::SessionRevoked,
         }

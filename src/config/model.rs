@@ -146,6 +146,10 @@ pub struct SessionConfig {
     pub cache_capacity: u64,
     pub activity_exempt_paths: Vec<String>,
     pub on_store_error: OnStoreError,
+    /// How long before an idle or absolute end `session.js` shows its warning (0: never).
+    pub warn_before: Duration,
+    /// How often `session.js` reads the session (at most 30 s; shorter for tests).
+    pub poll_interval: Duration,
 }
 
 impl SessionConfig {

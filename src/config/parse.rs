@@ -263,6 +263,14 @@ fn read_session(s: &mut Section) -> SessionConfig {
     let cache_ttl = s.duration("cache_ttl", 5 * MINUTE);
     let cache_capacity = s.integer("cache_capacity", 100_000, 1, i64::MAX) as u64;
     let activity_exempt_paths = path_list(s, "activity_exempt_paths", None);
+    let warn_before = s.duration("warn_before", 2 * MINUTE);
+    let poll_interval = positive(s, "poll_interval", SCRIPT_POLL_MAX);
+    if poll_interval > SCRIPT_POLL_MAX {
+        s.report(
+            "poll_interval",
+            "must be at most \"30s\": session.js polls at most every 30 seconds",
+        );
+    }
     let on_store_error = match s.string("on_store_error", "deny").as_str() {
         "deny" => OnStoreError::Deny,
         "allow_cached" => OnStoreError::AllowCached,
@@ -289,6 +297,8 @@ fn read_session(s: &mut Section) -> SessionConfig {
         cache_capacity,
         activity_exempt_paths,
         on_store_error,
+        warn_before,
+        poll_interval: poll_interval.min(SCRIPT_POLL_MAX),
     }
 }
 
@@ -678,6 +688,9 @@ fn parse_socket_addr(s: &mut Section, key: &str, text: &str) -> Option<SocketAdd
         }
     }
 }
+
+/// `session.js` reads the session at most this often (`session.poll_interval` may only shorten it).
+const SCRIPT_POLL_MAX: Duration = Duration::from_secs(30);
 
 fn positive(s: &mut Section, key: &str, default: Duration) -> Duration {
     let d = s.duration(key, default);

@@ -3,7 +3,8 @@
 //! `https://grafana.example.com/.hubgate/callback?code=…&next=/d/abc`. The gateway answers
 //! `/.hubgate/` on every app host itself; the callback redeems the code — single use, valid 30 s,
 //! bound to app and host, kept as a note in the session store so any instance can redeem it —
-//! and sets that host's own cookies. `/.hubgate/logout` and `/.hubgate/session` lead to the hub.
+//! and sets that host's own cookies. `/.hubgate/logout` and `/.hubgate/session` lead to the hub;
+//! `/.hubgate/static/session.js` and the endpoints it calls answer on the host itself.
 
 use std::time::Duration;
 
@@ -175,7 +176,17 @@ impl Hub {
                 self.logout_on_host(req, host, now).await
             }
             "/session" if get => Reply::redirect(302, &self.hub_url("/session")),
-            "/callback" | "/logout" | "/session" => {
+            // session.js and its endpoints, with this host's cookies (no cross-origin call).
+            "/static/session.js" if get => self.session_script(req),
+            "/api/session" if get => self.session_api(req, now).await,
+            "/api/session/touch" if req.method == http::Method::POST => {
+                self.session_touch(req, now).await
+            }
+            "/api/logout-event" if req.method == http::Method::POST => {
+                self.logout_event(req, Some(host), now).await
+            }
+            "/callback" | "/logout" | "/session" | "/static/session.js" | "/api/session"
+            | "/api/session/touch" | "/api/logout-event" => {
                 Reply::json(405, &serde_json::json!({"error": "method_not_allowed"}))
             }
             _ => self.host_page(404, "Page not found", "There is nothing at this address."),

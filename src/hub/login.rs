@@ -15,7 +15,7 @@ use crate::auth::cookies::{self, Found};
 use crate::auth::hub_login;
 use crate::auth::next;
 use crate::auth::password;
-use crate::session::{ProviderLink, Session, SessionId};
+use crate::session::{device, ProviderLink, Session, SessionId, SignedInFrom};
 use crate::time::Timestamp;
 
 /// The anti-CSRF cookie lives long enough to fill in a form, no longer.
@@ -113,12 +113,7 @@ impl Hub {
         username: &str,
         banner: Option<Banner>,
     ) -> Reply {
-        let existing = req.cookie(&self.cookies.names.csrf).filter(|t| {
-            t.len() == 32
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-        let token = existing.map(str::to_string).unwrap_or_else(new_csrf_token);
+        let (token, csrf_cookie) = self.form_csrf(req);
         let action = self.url("/login");
         let providers: Vec<(String, String)> = self
             .providers
@@ -134,14 +129,32 @@ impl Hub {
             password: self.config.hub.users_file.is_some(),
             providers: &providers,
         });
-        let csrf_cookie = self.cookies.set(
+        self.page(status, "Sign in", &form, false)
+            .with_cookies([csrf_cookie])
+    }
+
+    /// A hub form's anti-CSRF token (the browser's current one while still valid) and the
+    /// cookie that binds it to this browser.
+    pub(super) fn form_csrf(&self, req: &HubRequest<'_>) -> (String, String) {
+        let existing = req.cookie(&self.cookies.names.csrf).filter(|t| {
+            t.len() == 32
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        let token = existing.map(str::to_string).unwrap_or_else(new_csrf_token);
+        let cookie = self.cookies.set(
             &self.cookies.names.csrf,
             &token,
             &self.hub_cookie_path(),
             Some(CSRF_COOKIE_AGE),
         );
-        self.page(status, "Sign in", &form, false)
-            .with_cookies([csrf_cookie])
+        (token, cookie)
+    }
+
+    /// Whether a form's submitted token is the one its browser's cookie holds.
+    pub(super) fn csrf_matches(&self, req: &HubRequest<'_>, submitted: &str) -> bool {
+        let expected = req.cookie(&self.cookies.names.csrf).unwrap_or_default();
+        !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
     }
 
     /// With `auto_redirect`, one provider and no password form, the sign-in page has nothing to
@@ -182,8 +195,7 @@ impl Hub {
                 false,
             );
         }
-        let expected = req.cookie(&self.cookies.names.csrf).unwrap_or_default();
-        if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        if !self.csrf_matches(req, &form.csrf) {
             let banner = self
                 .conflict_banner(req)
                 .unwrap_or_else(|| Banner::error("The sign-in form expired. Please try again."));
@@ -237,8 +249,7 @@ impl Hub {
             remember_me: form.remember_me,
             provider: None,
         };
-        self.begin_session(sign_in, &next, now, &req.client_ip)
-            .await
+        self.begin_session(sign_in, &next, now, req).await
     }
 
     /// Begins a session for someone whose sign-in was verified (password or provider): a new
@@ -248,7 +259,7 @@ impl Hub {
         sign_in: NewSignIn,
         next: &str,
         now: Timestamp,
-        client_ip: &str,
+        req: &HubRequest<'_>,
     ) -> Reply {
         let lifetime = if sign_in.remember_me {
             self.config.session.remember_me_lifetime
@@ -267,6 +278,10 @@ impl Hub {
             remember_me: sign_in.remember_me,
             app_tokens: BTreeMap::new(),
             provider: sign_in.provider.map(Box::new),
+            from: Box::new(SignedInFrom {
+                device: device::describe(req.user_agent),
+                ip: req.client_ip.clone(),
+            }),
         };
         if self.sessions.store().create(&session).await.is_err() {
             return self.store_unavailable();
@@ -276,7 +291,7 @@ impl Hub {
             .provider
             .as_ref()
             .map_or("-", |l| l.provider.as_str());
-        tracing::info!(event = "login", user = %session.user, session = %session.id, remember_me = session.remember_me, provider, client = %client_ip, "signed in");
+        tracing::info!(event = "login", user = %session.user, session = %session.id, remember_me = session.remember_me, provider, client = %req.client_ip, device = %session.from.device, "signed in");
 
         let max_age = session.remember_me.then_some(lifetime);
         let names = &self.cookies.names;

@@ -7,9 +7,12 @@ mod host_sign_in;
 mod lockout;
 mod lockout_redis;
 mod login;
+pub mod logout_events;
 mod oidc;
 pub mod pages;
 mod reply;
+mod session_script;
+mod sign_outs;
 mod status;
 
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use bytes::Bytes;
 use http::Method;
 
 pub use reply::Reply;
+pub use session_script::SCRIPT_HEADER;
 
 use crate::auth::cookies::{self, CookiePolicy};
 use crate::auth::hub_login;
@@ -44,6 +48,11 @@ pub struct HubRequest<'a> {
     pub origin: Option<&'a str>,
     pub sec_fetch_site: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    /// `X-Hubgate-Script`: sent only by `session.js`. A cross-site page cannot send a custom
+    /// header without a CORS preflight, which the gateway never grants.
+    pub script_header: Option<&'a str>,
     pub client_ip: String,
     pub body: Bytes,
 }
@@ -71,6 +80,7 @@ pub struct Hub {
     /// [`CSP`], with the app hosts a sign-in may end on added to `form-action`.
     csp: String,
     providers: Arc<Providers>,
+    event_rate: logout_events::EventRate,
 }
 
 /// Content-Security-Policy of every hub page: our own stylesheet, our own form targets, no
@@ -92,6 +102,7 @@ impl Hub {
             lockout: Lockout::new(hub, &config.session),
             policy: TokenPolicy::new(&config.tokens),
             csp: host_sign_in::content_security_policy(CSP, &config),
+            event_rate: logout_events::EventRate::default(),
             config,
             keys,
             sessions,
@@ -115,6 +126,12 @@ impl Hub {
             "/logout" if get || post => self.logout(req, now).await,
             "/session" if get => self.session_page(req, now).await,
             "/api/session" if get => self.session_api(req, now).await,
+            "/api/session/touch" if post => self.session_touch(req, now).await,
+            "/api/logout-event" if post => self.logout_event(req, None, now).await,
+            "/static/session.js" if get => self.session_script(req),
+            "/session/logout-device" if post => self.logout_device(req, now).await,
+            "/api/admin/sessions" if get => self.admin_sessions(req).await,
+            "/api/admin/ends" if get => self.admin_ends(req, now).await,
             "/health" if get => Reply::json(200, &serde_json::json!({"status": "ok"})),
             "/ready" if get => self.ready().await,
             "/api/admin/revoke" if post => self.admin_revoke(req, now).await,
@@ -124,8 +141,20 @@ impl Hub {
                 body: Bytes::from_static(pages::STYLESHEET.as_bytes()),
             }
             .with_header("Cache-Control", "public, max-age=3600"),
-            "/login" | "/authorize" | "/logout" | "/session" | "/api/session" | "/health"
-            | "/ready" | "/api/admin/revoke" => {
+            "/login"
+            | "/authorize"
+            | "/logout"
+            | "/session"
+            | "/api/session"
+            | "/health"
+            | "/ready"
+            | "/api/admin/revoke"
+            | "/api/session/touch"
+            | "/api/logout-event"
+            | "/static/session.js"
+            | "/session/logout-device"
+            | "/api/admin/sessions"
+            | "/api/admin/ends" => {
                 Reply::json(405, &serde_json::json!({"error": "method_not_allowed"}))
             }
             oidc if oidc.starts_with("/oidc/") => self.serve_oidc(req, now).await,
@@ -247,6 +276,7 @@ impl Hub {
             "provider_logout" => self.provider_banner(EndReason::ProviderLogout),
             "provider_revoked" => self.provider_banner(EndReason::ProviderRevoked),
             "user_removed" => Banner::warn("Your account was removed from this gateway."),
+            "logout_device" => Banner::warn("You signed this device out from another of your devices."),
             _ => return None,
         })
     }

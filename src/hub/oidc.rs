@@ -246,9 +246,7 @@ impl Hub {
             remember_me: false,
             provider: Some(link),
         };
-        let reply = self
-            .begin_session(sign_in, &pending.next, now, &req.client_ip)
-            .await;
+        let reply = self.begin_session(sign_in, &pending.next, now, req).await;
         let result = if reply.status == 303 {
             "success"
         } else {

@@ -62,6 +62,7 @@ button, .button { display:inline-block; width:100%; margin-top:1.4rem; padding:.
        color:#fff; background:var(--accent); border:0; border-radius:.55rem; cursor:pointer; text-align:center; text-decoration:none; }
 button:hover, .button:hover { background:var(--accent-dark); }
 .button.secondary { background:#fff; color:var(--ink); border:1px solid var(--line); }
+button.small { width:auto; margin-top:0; padding:.35rem .7rem; font-size:.85rem; }
 .banner { border-radius:.6rem; padding:.75rem .9rem; margin:0 0 1.1rem; font-size:.95rem; }
 .banner.info { background:var(--ok); color:var(--ok-ink); }
 .banner.warn { background:var(--warn); color:var(--warn-ink); }

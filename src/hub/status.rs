@@ -1,6 +1,6 @@
 //! What the hub tells about a session (HTML and JSON), health and readiness, and the admin API.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
@@ -65,21 +65,36 @@ impl Hub {
             logout_href: &logout,
             logout_all_href: &logout_all,
         };
-        self.page(200, "Your session", &pages::session_page(&view), true)
+        let (csrf, csrf_cookie) = self.form_csrf(req);
+        let body = pages::session_page(&view)
+            + &self.devices_and_sign_outs_html(&session, &csrf, now).await;
+        self.page(200, "Your session", &body, true)
+            .with_cookies([csrf_cookie])
     }
 
+    /// The session as `session.js` and API clients read it. Never activity, never a renewal: a
+    /// page that only polls must not keep an idle session alive.
     pub(super) async fn session_api(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
-        let session = match self.signed_in(req, now).await {
+        let id = self.script_session_id(req);
+        let looked_up = match &id {
+            Some(id) => self.live_for_script(req, id, now).await,
+            // Signed out in another tab: the cookies are gone, the signed-out marker is not.
+            None if req.cookie(&self.cookies.names.signed_out).is_some() => {
+                Ok(Err(Some(EndReason::Logout)))
+            }
+            None => Ok(Err(None)),
+        };
+        let session = match looked_up {
             Ok(Ok(session)) => session,
             Ok(Err(ended)) => {
-                return Reply::json(
-                    401,
-                    &json!({
-                        "error": "unauthenticated",
-                        "reason": ended.map_or("no_session", EndReason::banner_key),
-                        "login_url": self.url("/login"),
-                    }),
-                )
+                // session.js is told with a 200: a 401 would be a console error on every app page
+                // at each sign-out, which is what the script exists to explain.
+                let status = if req.script_header == Some("1") {
+                    200
+                } else {
+                    401
+                };
+                return Reply::json(status, &self.ended_json(id.as_ref(), ended, now).await);
             }
             Err(_) => return Reply::json(503, &json!({"error": "store_unavailable"})),
         };
@@ -98,9 +113,8 @@ impl Hub {
                 })
             })
             .collect();
-        Reply::json(
-            200,
-            &json!({
+        let mut answer = json!({
+                "signed_in": true,
                 "user": session.user,
                 "groups": session.groups,
                 "email": session.email,
@@ -114,8 +128,14 @@ impl Hub {
                 "remember_me": session.remember_me,
                 "provider": session.provider.as_deref().map(|link| link.provider.as_str()),
                 "apps": apps,
-            }),
-        )
+        });
+        if let (Some(answer), Value::Object(extra)) = (
+            answer.as_object_mut(),
+            self.script_facts(&session, now).await,
+        ) {
+            answer.extend(extra);
+        }
+        Reply::json(200, &answer)
     }
 
     /// 503 when the store does not answer: nothing works then. A provider that cannot be reached
@@ -146,12 +166,13 @@ impl Hub {
         }
     }
 
-    pub(super) async fn admin_revoke(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+    /// The admin API's bearer-token check: `Err` is the answer to send instead.
+    pub(super) fn admin_authorized(&self, req: &HubRequest<'_>) -> Result<(), Reply> {
         let Some(expected) = &self.config.hub.admin_token else {
-            return Reply::json(
+            return Err(Reply::json(
                 404,
                 &json!({"error": "admin_api_disabled", "hint": format!("set ${} to enable it", self.config.hub.admin_token_env)}),
-            );
+            ));
         };
         let presented = req
             .authorization
@@ -166,8 +187,15 @@ impl Hub {
                 .ct_eq(digest(expected).as_slice()),
         ) {
             tracing::warn!(client = %req.client_ip, "admin API: missing or wrong bearer token");
-            return Reply::json(401, &json!({"error": "unauthorized"}))
-                .with_header("WWW-Authenticate", "Bearer");
+            return Err(Reply::json(401, &json!({"error": "unauthorized"}))
+                .with_header("WWW-Authenticate", "Bearer"));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn admin_revoke(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
+        if let Err(refused) = self.admin_authorized(req) {
+            return refused;
         }
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
         let result = match (

@@ -165,6 +165,9 @@ impl Gateway {
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
             authorization: header("authorization"),
+            user_agent: header("user-agent"),
+            if_none_match: header("if-none-match"),
+            script_header: header(crate::hub::SCRIPT_HEADER),
             client_ip: self
                 .client(session)
                 .map(|c| c.ip.to_string())

@@ -43,7 +43,9 @@ impl ProxyHttp for LiveProxy {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut LiveCtx) -> Result<()> {
-        ctx.gateway.early_request_filter(session, &mut ctx.inner).await
+        ctx.gateway
+            .early_request_filter(session, &mut ctx.inner)
+            .await
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut LiveCtx) -> Result<bool> {

@@ -1,11 +1,13 @@
 //! The one place where sessions begin and end. Every end goes through here, so each is recorded
 //! once with its reason: a structured log line, `hubgate_sessions_ended_total{reason}`, and a purge
-//! of the verification cache so the next request with the old cookies is refused at once.
+//! of the verification cache so the next request with the old cookies is refused at once — and,
+//! with a history ([`Sessions::with_history`]), an entry in the user's recent sign-outs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::instrumented::Instrumented;
+use super::recent_ends::{session_ref, EndHistory, EndRecord};
 use super::{EndReason, Lookup, ProviderCheck, Session, SessionId, SessionStore, StoreError};
 use crate::auth::cache::VerifyCache;
 use crate::config::Users;
@@ -27,6 +29,7 @@ pub struct Sessions {
     provider_check: Option<Arc<dyn ProviderCheck>>,
     /// The users file as last (re)loaded; `None` without one (providers only).
     users: Option<Users>,
+    history: Option<Arc<dyn EndHistory>>,
 }
 
 impl Sessions {
@@ -43,6 +46,7 @@ impl Sessions {
             idle_timeout,
             provider_check: None,
             users: None,
+            history: None,
         }
     }
 
@@ -50,6 +54,16 @@ impl Sessions {
     pub fn with_users_file(mut self, users: Users) -> Self {
         self.users = Some(users);
         self
+    }
+
+    /// Every end is also kept in the user's recent sign-outs (in the same store as the sessions).
+    pub fn with_history(mut self, history: Arc<dyn EndHistory>) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    pub fn history(&self) -> Option<&dyn EndHistory> {
+        self.history.as_deref()
     }
 
     /// Sessions begun at an OpenID provider are asked about again there (`recheck_interval`)
@@ -136,7 +150,7 @@ impl Sessions {
         self.cache.end(id, reason);
         let ended = self.store.end(id, reason).await?;
         if let Some(session) = &ended {
-            self.record_end(session, reason, recent, now, noticed);
+            self.record_end(session, reason, recent, now, noticed).await;
         }
         Ok(ended.is_some())
     }
@@ -151,7 +165,8 @@ impl Sessions {
         for session in &ended {
             let recent = self.cache.last_seen(&session.id).unwrap_or_default();
             self.cache.end(&session.id, reason);
-            self.record_end(session, reason, recent, now, Noticed::default());
+            self.record_end(session, reason, recent, now, Noticed::default())
+                .await;
         }
         Ok(ended.len())
     }
@@ -161,7 +176,8 @@ impl Sessions {
         for session in &ended {
             let recent = self.cache.last_seen(&session.id).unwrap_or_default();
             self.cache.end(&session.id, reason);
-            self.record_end(session, reason, recent, now, Noticed::default());
+            self.record_end(session, reason, recent, now, Noticed::default())
+                .await;
         }
         Ok(ended.len())
     }
@@ -201,7 +217,7 @@ impl Sessions {
         Ok(ended)
     }
 
-    fn record_end(
+    async fn record_end(
         &self,
         session: &Session,
         reason: EndReason,
@@ -226,5 +242,26 @@ impl Sessions {
             path = noticed.path.unwrap_or("-"),
             "session ended: {}", reason.as_str()
         );
+        let Some(history) = &self.history else {
+            return;
+        };
+        let record = EndRecord {
+            reason,
+            at: now,
+            session: session_ref(&session.id),
+            session_age_seconds: now.since(session.created_at).as_secs(),
+            idle_seconds: now.since(last_activity).as_secs(),
+            app: noticed.app.map(str::to_string),
+            path: noticed.path.map(str::to_string),
+            device: session.from.device.clone(),
+            ip: session.from.ip.clone(),
+        };
+        // The end itself has happened; a history that cannot be written loses only the record.
+        if let Err(e) = history
+            .record_end(&session.user, &session.id, &record)
+            .await
+        {
+            tracing::warn!(user = %session.user, error = %e, "recent sign-out not recorded");
+        }
     }
 }

@@ -252,6 +252,7 @@ mod tests {
             remember_me: false,
             app_tokens: BTreeMap::new(),
             provider: None,
+            from: Default::default(),
         }
     }
 

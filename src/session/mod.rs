@@ -1,9 +1,12 @@
 //! Sessions: who signed in, when, and until when; the store that keeps them; and the one place
 //! where a session ends, so every end is recorded with its reason.
 
+pub mod device;
 mod instrumented;
 mod lifecycle;
 mod memory;
+pub mod recent_ends;
+mod recent_ends_redis;
 pub(crate) mod redis;
 pub(crate) mod redis_link;
 
@@ -21,6 +24,7 @@ use crate::time::Timestamp;
 pub use self::redis::{RedisStore, Revocation};
 pub use lifecycle::{Noticed, Sessions};
 pub use memory::MemoryStore;
+pub use recent_ends::EndHistory;
 
 /// 256 random bits, base64url: the session's name in the store and in the session-id cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,6 +119,18 @@ pub struct Session {
     /// Set when the person signed in at an OpenID provider rather than with a password.
     /// Boxed: most sessions have none, and a session is copied into every lookup.
     pub provider: Option<Box<ProviderLink>>,
+    /// The browser and address the sign-in came from (the session page's "other devices").
+    /// Boxed, like `provider`: a session is copied into every lookup.
+    #[serde(default)]
+    pub from: Box<SignedInFrom>,
+}
+
+/// Where a session was begun: what a person recognises their devices by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedInFrom {
+    /// "Firefox 128 on Linux", from the user agent ([`device::describe`]).
+    pub device: String,
+    pub ip: String,
 }
 
 /// How an OpenID provider knows the person behind a session: what its back-channel logout names,
@@ -171,10 +187,12 @@ pub enum EndReason {
     ProviderRevoked,
     /// The user left the users file and the gateway reloaded it.
     UserRemoved,
+    /// Signed out from another of the person's devices ("Sign out that device").
+    LogoutDevice,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 9] = [
+    pub const ALL: [EndReason; 10] = [
         EndReason::Logout,
         EndReason::LogoutAll,
         EndReason::IdleTimeout,
@@ -184,6 +202,7 @@ impl EndReason {
         EndReason::ProviderLogout,
         EndReason::ProviderRevoked,
         EndReason::UserRemoved,
+        EndReason::LogoutDevice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -197,6 +216,7 @@ impl EndReason {
             EndReason::ProviderLogout => "provider_logout",
             EndReason::ProviderRevoked => "provider_revoked",
             EndReason::UserRemoved => "user_removed",
+            EndReason::LogoutDevice => "logout_device",
         }
     }
 
@@ -215,6 +235,7 @@ impl EndReason {
             EndReason::ProviderLogout => "provider_logout",
             EndReason::ProviderRevoked => "provider_revoked",
             EndReason::UserRemoved => "user_removed",
+            EndReason::LogoutDevice => "logout_device",
         }
     }
 }
@@ -343,6 +364,7 @@ mod tests {
             remember_me: false,
             app_tokens: BTreeMap::new(),
             provider: None,
+            from: Default::default(),
         };
         let idle = Some(Duration::from_secs(30));
         assert_eq!(

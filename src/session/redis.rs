@@ -4,11 +4,13 @@
 //! Layout under `key_prefix` (default `hubgate:`), where `{b}` is the session's bucket (0–1023, a
 //! Redis hash tag: the user's bucket, which the session id carries in its first 10 bits):
 //! - `{b}:session:<id>`  hash: user, groups (JSON), email, created_at, expires_at, last_seen (ms),
-//!   remember_me, and `token:<app>` = expiry of the newest token per app. Expires by itself a
+//!   remember_me, device and ip (where the sign-in came from), and `token:<app>` = expiry of the newest token per app. Expires by itself a
 //!   while after the session's deadline, so nothing leaks even if no instance ever sweeps it.
 //! - `{b}:user:<name>`   set of that user's session ids (logout-all, admin revoke).
 //! - `{b}:deadlines`     sorted set: session id → when it goes idle or expires (what the sweeper reads).
 //! - `{b}:ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
+//! - `{b}:ends:<name>`, `{b}:reports:<name>`, `{b}:owner:<id>`: recent sign-outs, see
+//!   `recent_ends_redis.rs`.
 //! - `note:<name>`       small values with their own expiry (single-key commands, any slot): which
 //!   user an OpenID provider's subject or session belongs to, and logout-token ids already used.
 //! - revocations: `<id> <reason>` on every end, so every instance purges its cache — sharded
@@ -227,6 +229,11 @@ impl RedisStore {
         })
     }
 
+    /// `<prefix>{b}:`: keys beginning with it share bucket `b`'s slot (`recent_ends_redis.rs`).
+    pub(super) fn bucket_tag(&self, bucket: u16) -> String {
+        self.keys.tag(bucket)
+    }
+
     /// Runs one store operation under the link's time limit.
     async fn run<T>(
         &self,
@@ -246,7 +253,7 @@ impl RedisStore {
         (now.until(deadline) + BACKSTOP).as_millis() as u64
     }
 
-    async fn invoke<T: redis::FromRedisValue>(
+    pub(super) async fn invoke<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
@@ -260,7 +267,10 @@ impl RedisStore {
         .await
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, StoreError> {
         self.run(async {
             let mut conn = self.link.connection().await?;
             command.query_async(&mut conn).await.map_err(unavailable)
@@ -385,6 +395,10 @@ fn session_from_fields(
         last_seen: time("last_seen")?,
         remember_me: fields.get("remember_me").is_some_and(|v| v == "1"),
         app_tokens,
+        from: Box::new(super::SignedInFrom {
+            device: fields.get("device").cloned().unwrap_or_default(),
+            ip: fields.get("ip").cloned().unwrap_or_default(),
+        }),
         provider: fields.get("provider").map(|provider| {
             Box::new(ProviderLink {
                 provider: provider.clone(),
@@ -444,6 +458,8 @@ impl SessionStore for RedisStore {
                 "remember_me",
                 if s.remember_me { "1" } else { "0" }.to_string(),
             ),
+            ("device", s.from.device.clone()),
+            ("ip", s.from.ip.clone()),
         ];
         if let Some(link) = &s.provider {
             fields.push(("provider", link.provider.clone()));
