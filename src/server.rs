@@ -9,6 +9,8 @@ use futures_util::StreamExt;
 use pingora::apps::http_app::ServeHttp;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::LoadBalancer;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ListenerConfig;
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -124,17 +126,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let in_flight = gateway.in_flight.clone();
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hubgate");
-    let listen = config.server.listen.to_string();
-    match &config.server.tls {
-        Some(tls) => proxy
-            .add_tls(
-                &listen,
-                &tls.cert.to_string_lossy(),
-                &tls.key.to_string_lossy(),
-            )
-            .map_err(|e| format!("server.tls: {e}"))?,
-        None => proxy.add_tcp(&listen),
-    }
+    proxy.add_listener(listener(&config)?);
     server.add_service(proxy);
 
     if let Some(addr) = config.server.metrics_listen {
@@ -153,6 +145,21 @@ pub fn run(config: Config) -> Result<(), String> {
     });
     tracing::info!("hubgate stopped");
     Ok(())
+}
+
+/// The gateway's listening endpoint: plain TCP, or TLS offering HTTP/2 and HTTP/1.1 by ALPN
+/// (browsers then send a page's requests over one multiplexed connection; Pingora's default for a
+/// TLS listener offers no ALPN, so every client fell back to HTTP/1.1).
+fn listener(config: &Config) -> Result<ListenerConfig, String> {
+    let endpoint = ListenerConfig::tcp(config.server.listen.to_string());
+    let Some(tls) = &config.server.tls else {
+        return Ok(endpoint);
+    };
+    let mut settings =
+        TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+            .map_err(|e| format!("server.tls: {e}"))?;
+    settings.enable_h2();
+    Ok(endpoint.tls(settings))
 }
 
 /// Each of a service's `threads` runs its own single-threaded runtime and keeps the connections it
