@@ -6,6 +6,9 @@
 //! Pingora's own HTTP/1 parsing, header maps and I/O. `bench/run` measures it as `pingora-h1`
 //! beside `pingora-bare` (bench/bare_pingora.rs) and nginx.
 
+#[path = "forwarder.rs"]
+mod forwarder;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,8 +18,7 @@ use pingora::http::RequestHeader;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
-use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service;
 
 #[global_allocator]
@@ -109,23 +111,10 @@ impl HttpServerApp for Forward {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let (Some(listen), Some(upstream)) = (args.get(1), args.get(2).and_then(|a| a.parse().ok()))
-    else {
-        eprintln!("usage: h1_forward LISTEN_ADDR UPSTREAM_ADDR");
-        std::process::exit(2);
-    };
-    let conf = ServerConf {
-        threads: 1,
-        work_stealing: hubgate::server::WORK_STEALING,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
+    let (listen, upstream) = forwarder::args("h1_forward");
+    let mut server = forwarder::server();
     let mut service = Service::new("h1 forward".to_string(), Forward { upstream });
-    service.add_tcp(listen);
+    service.add_tcp(&listen);
     server.add_service(service);
     server.run_forever();
 }
