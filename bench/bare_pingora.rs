@@ -3,10 +3,11 @@
 //! as hubgate. `bench/run` measures it as `pingora-bare`, so the table separates what Pingora itself
 //! costs from what hubgate adds on top.
 
+#[path = "forwarder.rs"]
+mod forwarder;
+
 use async_trait::async_trait;
 use pingora::proxy::{ProxyHttp, Session};
-use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
 use pingora::upstreams::peer::HttpPeer;
 
 #[global_allocator]
@@ -32,23 +33,10 @@ impl ProxyHttp for Forward {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let (Some(listen), Some(upstream)) = (args.get(1), args.get(2).and_then(|a| a.parse().ok()))
-    else {
-        eprintln!("usage: bare_pingora LISTEN_ADDR UPSTREAM_ADDR");
-        std::process::exit(2);
-    };
-    let conf = ServerConf {
-        threads: 1,
-        work_stealing: hubgate::server::WORK_STEALING,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
+    let (listen, upstream) = forwarder::args("bare_pingora");
+    let mut server = forwarder::server();
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Forward { upstream });
-    proxy.add_tcp(listen);
+    proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.run_forever();
 }

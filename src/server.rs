@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use pingora::apps::http_app::ServeHttp;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ListenerConfig;
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -55,17 +57,7 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         "hubgate".to_string(),
         HeaderDeadlines::new(proxy, config.server.header_read_timeout),
     );
-    let listen = config.server.listen.to_string();
-    match &config.server.tls {
-        Some(tls) => proxy
-            .add_tls(
-                &listen,
-                &tls.cert.to_string_lossy(),
-                &tls.key.to_string_lossy(),
-            )
-            .map_err(|e| format!("server.tls: {e}"))?,
-        None => proxy.add_tcp(&listen),
-    }
+    proxy.add_listener(listener(&config)?);
     server.add_service(proxy);
 
     if let Some(addr) = config.server.metrics_listen {
@@ -243,6 +235,21 @@ pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Run
         gateway: Arc::new(gateway),
         sessions,
     })
+}
+
+/// The gateway's listening endpoint: plain TCP, or TLS offering HTTP/2 and HTTP/1.1 by ALPN
+/// (browsers then send a page's requests over one multiplexed connection; Pingora's default for a
+/// TLS listener offers no ALPN, so every client fell back to HTTP/1.1).
+fn listener(config: &Config) -> Result<ListenerConfig, String> {
+    let endpoint = ListenerConfig::tcp(config.server.listen.to_string());
+    let Some(tls) = &config.server.tls else {
+        return Ok(endpoint);
+    };
+    let mut settings =
+        TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+            .map_err(|e| format!("server.tls: {e}"))?;
+    settings.enable_h2();
+    Ok(endpoint.tls(settings))
 }
 
 /// Each of a service's `threads` runs its own single-threaded runtime and keeps the connections it

@@ -227,6 +227,61 @@ async fn a_websocket_echoes_through_the_gateway_for_a_signed_in_user_only() {
     assert!(refused.is_err(), "a socket without cookies must be refused");
 }
 
+/// One request with curl over HTTP/2 (ALPN, `--http2`), cookies kept in `jar`: the protocol it
+/// spoke and the body.
+fn curl_h2(jar: &std::path::Path, url: &str, form: &[(&str, &str)]) -> (String, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-k", "-s", "--http2"])
+        .arg("-c")
+        .arg(jar)
+        .arg("-b")
+        .arg(jar);
+    for (name, value) in form {
+        cmd.arg("--data-urlencode").arg(format!("{name}={value}"));
+    }
+    let out = cmd
+        .args(["-w", "\n%{http_version}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, version) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (version.to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_a_browser_speaking_http2_signs_in_and_reaches_the_app_over_http2() {
+    let mut setup = Setup::default().app(App::new("one", upstream("one").await));
+    setup.tls = true;
+    let gw = setup.start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jar = dir.path().join("jar");
+    let base = format!("https://127.0.0.1:{}", gw.port);
+    let (version, login) = curl_h2(&jar, &format!("{base}/hub/login"), &[]);
+    assert_eq!(version, "2", "the TLS listener must offer h2 by ALPN");
+    let csrf = hidden_field(&login, "csrf");
+    let credentials = [
+        ("username", "alice"),
+        ("password", ALICE_PASSWORD),
+        ("csrf", csrf.as_str()),
+        ("next", "/"),
+    ];
+    let (version, _) = curl_h2(&jar, &format!("{base}/hub/login"), &credentials);
+    assert_eq!(version, "2");
+    let (version, _) = curl_h2(&jar, &format!("{base}/hub/authorize?app=one"), &[]);
+    assert_eq!(version, "2");
+    let (version, seen) = curl_h2(&jar, &format!("{base}/apps/one/data?x=1"), &[]);
+    assert_eq!(version, "2");
+    let seen: serde_json::Value = serde_json::from_str(&seen).expect("the app's echo");
+    assert_eq!(seen["headers"]["x-forwarded-user"], "alice", "{seen}");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https", "{seen}");
+    assert_eq!(
+        seen["headers"]["x-forwarded-host"],
+        format!("127.0.0.1:{}", gw.port),
+        "the upstream gets a Host (from :authority) and X-Forwarded-Host: {seen}"
+    );
+    assert_eq!(seen["path"], "/apps/one/data", "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_tls_configured_the_gateway_serves_https_and_cookies_are_secure() {
     let mut setup = Setup::default().app(App::new("one", upstream("one").await));

@@ -42,20 +42,25 @@ impl TrustedProxies {
         forwarded: impl DoubleEndedIterator<Item = &'a str>,
     ) -> ClientAddr {
         let peer = canonical_ip(peer);
+        if !self.trusts(peer) {
+            // Nobody vouches for more: the peer is the client (the common case, without a list).
+            return ClientAddr {
+                ip: peer,
+                forwarded_for: peer.to_string(),
+            };
+        }
         // From the gateway outwards: the peer, then each hop a trusted address vouches for.
         let mut chain = vec![peer];
-        if self.trusts(peer) {
-            let hops = forwarded.rev().flat_map(|value| value.rsplit(','));
-            for hop in hops.take(MAX_HOPS) {
-                // An entry that is no address ends what can be believed: the client is the
-                // last address read.
-                let Some(ip) = parse_hop(hop.trim()) else {
-                    break;
-                };
-                chain.push(ip);
-                if !self.trusts(ip) {
-                    break;
-                }
+        let hops = forwarded.rev().flat_map(|value| value.rsplit(','));
+        for hop in hops.take(MAX_HOPS) {
+            // An entry that is no address ends what can be believed: the client is the last
+            // address read.
+            let Some(ip) = parse_hop(hop.trim()) else {
+                break;
+            };
+            chain.push(ip);
+            if !self.trusts(ip) {
+                break;
             }
         }
         let ip = chain.last().copied().unwrap_or(peer);

@@ -21,6 +21,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
+use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -182,6 +183,34 @@ impl Gateway {
             }
         };
         answer::write(session, reply).await
+    }
+
+    /// The app a request is for, if it is one: routed without copying the path or the host out
+    /// of the request (the other routes borrow the path while the session answers them).
+    fn app_of(&self, session: &Session) -> Option<Arc<AppRoute>> {
+        let req = session.req_header();
+        match self.router.resolve(request_host(req), req.uri.path()) {
+            Route::App(app) => Some(app),
+            _ => None,
+        }
+    }
+
+    /// An app request: gated, then tunnelled (an upgrade) or left to Pingora to proxy
+    /// (`Ok(false)`); `Ok(true)` when an answer was already written.
+    async fn serve_app(
+        &self,
+        session: &mut Session,
+        app: Arc<AppRoute>,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        if self.gate_app(session, app, ctx).await? {
+            return Ok(true);
+        }
+        if tunnel::applies(session) {
+            self.tunnel(session, ctx).await?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Authenticates an app request; `Ok(true)` when an answer was already written.
@@ -476,6 +505,11 @@ async fn read_body(
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
+    /// No downstream modules: Pingora's default adds its response-compression module (off, but
+    /// still a context allocated and called on every header and body of every request), and
+    /// hubgate has no setting that would turn compression on.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
@@ -505,6 +539,9 @@ impl ProxyHttp for Gateway {
         if answer::refuse_oversized_cookies(session, &self.hub_prefix).await? {
             return Ok(true);
         }
+        if let Some(app) = self.app_of(session) {
+            return self.serve_app(session, app, ctx).await;
+        }
         let path = session.req_header().uri.path().to_string();
         let host = request_host(session.req_header()).map(str::to_string);
         match self.router.resolve(host.as_deref(), &path) {
@@ -516,16 +553,7 @@ impl ProxyHttp for Gateway {
                 .serve_hub(session, HubTarget::AppHost(app_host, endpoint), ctx)
                 .await
                 .map(|_| true),
-            Route::App(app) => {
-                if self.gate_app(session, app, ctx).await? {
-                    return Ok(true);
-                }
-                if tunnel::applies(session) {
-                    self.tunnel(session, ctx).await?;
-                    return Ok(true);
-                }
-                Ok(false)
-            }
+            Route::App(app) => self.serve_app(session, app, ctx).await,
             Route::ForwardAuth(asker) => {
                 let decision = self.forward_auth(session.req_header(), asker, ctx).await;
                 answer::write_with(session, decision.reply, decision.identity)

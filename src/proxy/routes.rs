@@ -108,6 +108,9 @@ impl Router {
 
     /// The app host a request's `Host` names, if any.
     pub fn app_host(&self, host: Option<&str>) -> Option<&Arc<AppHost>> {
+        if self.hosts.is_empty() {
+            return None;
+        }
         let host = HostName::parse(host?)?;
         self.hosts.iter().find(|h| h.host.accepts(&host))
     }
@@ -123,8 +126,10 @@ impl Router {
     }
 
     fn is_hub_host(&self, host: Option<&str>) -> bool {
+        if self.hosts.is_empty() {
+            return true;
+        }
         match (host.map(HostName::parse), &self.hub_host) {
-            _ if self.hosts.is_empty() => true,
             // HTTP/1.0 without a Host: the hub, as before hosts existed.
             (None, _) | (_, None) => true,
             (Some(Some(host)), Some(hub)) => hub.accepts(&host),
@@ -182,6 +187,11 @@ fn resolve_on_host<'p>(app_host: &Arc<AppHost>, path: &'p str) -> Route<'p> {
 /// `..;x` as `..`). Otherwise `/apps/a/..%2Fb/` passes the gateway as app `a` and reaches app `b`
 /// on an upstream that serves both.
 pub fn has_dot_segment(path: &str) -> bool {
+    // A dot segment needs a `.`, literal or as `%2e`: most paths have neither, and are answered
+    // without the copies below.
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
     let lower = path.to_ascii_lowercase();
     let separated = lower
         .replace("%2f", "/")

@@ -152,7 +152,8 @@ pub fn set_forwarded_headers(
         Some(value) => req.insert_header("X-Forwarded-For", value)?,
         None => req.remove_header("X-Forwarded-For").map_or((), |_| ()),
     }
-    req.insert_header("X-Forwarded-Proto", if https { "https" } else { "http" })?;
+    let proto = http::HeaderValue::from_static(if https { "https" } else { "http" });
+    req.insert_header("X-Forwarded-Proto", proto)?;
     let host = req.headers.get(http::header::HOST).cloned();
     match host {
         Some(host) => req.insert_header("X-Forwarded-Host", host)?,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
+use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
@@ -35,6 +36,10 @@ pub struct LiveCtx {
 #[async_trait]
 impl ProxyHttp for LiveProxy {
     type CTX = LiveCtx;
+
+    /// Modules are set up once, when Pingora builds the proxy: the gateway of the day has none
+    /// (see `Gateway::init_downstream_modules`), so neither has this.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     fn new_ctx(&self) -> LiveCtx {
         let gateway = self.live.current().gateway.clone();
