@@ -367,6 +367,15 @@ pub async fn cycle(ports: Vec<u16>, cookies: Vec<String>, stop: Stop, started: I
     seen
 }
 
+/// Alice signed in and app `one` opened, as a browser does: the Cookie header of her requests to it.
+pub async fn signed_in_cookie(gw: &crate::common::Gateway) -> String {
+    let mut browser = gw.browser();
+    browser
+        .sign_in_and_open("alice", crate::common::ALICE_PASSWORD, "one")
+        .await;
+    browser.cookie_header("/apps/one/x").expect("cookies")
+}
+
 /// A signed-in request to app `one`, as an API client asks (401 JSON when refused).
 pub fn signed_in_request(cookie: &str) -> Vec<u8> {
     get(

@@ -23,15 +23,8 @@ async fn ten_thousand_idle_and_a_thousand_busy_connections() {
     let gw = Setup::default()
         .app(App::new("one", upstream("one").await))
         .start();
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    let cookie = browser.cookie_header("/apps/one/x").expect("cookies");
-    let request = load::get(
-        "/apps/one/x",
-        &format!("Accept: application/json\r\nCookie: {cookie}\r\n"),
-    );
+    let cookie = load::signed_in_cookie(&gw).await;
+    let request = load::signed_in_request(&cookie);
     let pid = gw.pid();
     let (rss_before, files_before) = (load::rss_mib(pid), load::open_files(pid));
 

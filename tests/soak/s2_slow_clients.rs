@@ -27,15 +27,8 @@ async fn trickled_headers_and_bodies_are_cut_off_and_others_served() {
             "header_read_timeout = \"{TIMEOUT_SECS}s\"\nbody_read_timeout = \"{TIMEOUT_SECS}s\""
         ))
         .start();
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    let cookie = browser.cookie_header("/apps/one/x").expect("cookies");
-    let request = load::get(
-        "/apps/one/x",
-        &format!("Accept: application/json\r\nCookie: {cookie}\r\n"),
-    );
+    let cookie = load::signed_in_cookie(&gw).await;
+    let request = load::signed_in_request(&cookie);
     let measure = |seconds: u64| {
         let stop = Stop::default();
         let run = load::steady(

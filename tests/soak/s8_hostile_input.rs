@@ -22,15 +22,12 @@ async fn hostile_requests_for_a_minute_beside_a_signed_in_user() {
         .app(App::new("one", upstream("one").await).with("websocket = true"))
         .env("HUBGATE_ADMIN_TOKEN", "an-admin-token-for-the-soak")
         .start();
-    let mut browser = gw.browser();
-    browser
-        .sign_in_and_open("alice", ALICE_PASSWORD, "one")
-        .await;
-    let cookie = browser.cookie_header("/apps/one/x").expect("cookies");
-    let session_id = browser
-        .cookie("hubgate-session-id")
+    let cookie = load::signed_in_cookie(&gw).await;
+    let session_id = cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("hubgate-session-id="))
         .expect("session id")
-        .value;
+        .to_string();
     let hostile = Arc::new(hostile_requests(&session_id));
 
     let stop = Stop::default();
