@@ -469,16 +469,20 @@ fn session_ended_error() -> Box<Error> {
     )
 }
 
-/// A body slower than `server.body_read_timeout` allows: 408, and the connection closes.
-fn body_too_slow(slow: &body_pace::TooSlow) -> Box<Error> {
-    Error::explain(
-        ErrorType::HTTPStatus(408),
-        format!(
-            "request body too slow: {} bytes in {:.1} s (server.body_read_timeout)",
-            slow.received,
-            slow.elapsed.as_secs_f64()
-        ),
-    )
+/// Counts `bytes` more of a paced body (`None`: not paced). A body slower than
+/// `server.body_read_timeout` allows is an error: 408, and the connection closes.
+fn keep_pace(pace: Option<&mut BodyPace>, bytes: usize) -> Result<()> {
+    let Some(pace) = pace else { return Ok(()) };
+    pace.take(bytes, Instant::now()).map_err(|slow| {
+        Error::explain(
+            ErrorType::HTTPStatus(408),
+            format!(
+                "request body too slow: {} bytes in {:.1} s (server.body_read_timeout)",
+                slow.received,
+                slow.elapsed.as_secs_f64()
+            ),
+        )
+    })
 }
 
 /// The whole request body, or `None` if it exceeds `limit`; paced like a proxied body.
@@ -489,10 +493,7 @@ async fn read_body(
 ) -> Result<Option<Bytes>> {
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
-        if let Some(pace) = pace.as_mut() {
-            pace.take(chunk.len(), Instant::now())
-                .map_err(|slow| body_too_slow(&slow))?;
-        }
+        keep_pace(pace.as_mut(), chunk.len())?;
         if body.len() + chunk.len() > limit {
             return Ok(None);
         }
@@ -658,9 +659,8 @@ impl ProxyHttp for Gateway {
         _end: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(pace), Some(chunk)) = (ctx.body_pace.as_mut(), body.as_ref()) {
-            pace.take(chunk.len(), Instant::now())
-                .map_err(|slow| body_too_slow(&slow))?;
+        if let Some(chunk) = body.as_ref() {
+            keep_pace(ctx.body_pace.as_mut(), chunk.len())?;
         }
         if let Some(ws) = ctx.websocket.as_mut() {
             if !self
