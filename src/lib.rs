@@ -5,6 +5,7 @@
 //! `auth` decides whether it may pass, `session` remembers who is signed in, `hub` answers the pages
 //! a person sees, `metrics` counts what happened.
 
+pub mod api_tokens;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub config_last_reload: Gauge,
     /// `{type}`: sign-outs front ends reported (`POST <hub>/api/logout-event`).
     pub client_logout_events: IntCounterVec,
+    /// `{result}`: app requests that carried an API token, admitted (`allowed`) or why not.
+    pub api_token_requests: IntCounterVec,
 }
 
 pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
@@ -178,6 +180,11 @@ impl Metrics {
                 "Sign-outs reported by front ends, by type.",
                 &["type"],
             ),
+            api_token_requests: counter(
+                "api_token_requests_total",
+                "App requests carrying an API token, by result.",
+                &["result"],
+            ),
             revocations_received: IntCounter::new(
                 "revocations_received_total",
                 "Revocations received from other instances.",
@@ -237,6 +244,11 @@ impl Metrics {
         for op in STORE_OPS {
             self.store_duration.with_label_values(&[op]);
             self.store_errors.with_label_values(&[op]);
+        }
+        self.api_token_requests.with_label_values(&["allowed"]);
+        for refusal in crate::api_tokens::Refusal::ALL {
+            self.api_token_requests
+                .with_label_values(&[refusal.as_str()]);
         }
         for kind in ReportType::ALL {
             self.client_logout_events
@@ -300,6 +312,7 @@ mod tests {
             "hubgate_config_reloads_total{result=\"failure\"} 0",
             "hubgate_config_last_reload_timestamp_seconds 0",
             "hubgate_client_logout_events_total{type=\"refresh_failed\"} 0",
+            "hubgate_api_token_requests_total{result=\"token_revoked\"} 0",
             "hubgate_build_info{version=",
         ] {
             assert!(text.contains(family), "missing {family}");

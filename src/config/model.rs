@@ -12,6 +12,7 @@ pub struct Config {
     pub hub: HubConfig,
     pub session: SessionConfig,
     pub tokens: TokenConfig,
+    pub api_tokens: ApiTokenConfig,
     pub cookies: CookieConfig,
     pub apps: Vec<AppConfig>,
     pub users: Users,
@@ -194,6 +195,19 @@ pub struct TokenConfig {
     pub retired_keys: Vec<SigningKey>,
     /// True when no key was configured and a random one was made at start.
     pub keys_generated: bool,
+}
+
+/// `[api_tokens]`: bearer tokens people make for their scripts (`crate::api_tokens`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenConfig {
+    /// People may make tokens, and apps accept them.
+    pub enabled: bool,
+    /// A token's lifetime when its maker names none.
+    pub default_lifetime: Duration,
+    /// The longest lifetime a token may have.
+    pub max_lifetime: Duration,
+    /// Unexpired tokens one person may have at once.
+    pub max_per_user: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,6 +37,7 @@ pub(crate) fn parse_config(
     let session = read_session(&mut root.table("session"));
     let cookies = read_cookies(&mut root.table("cookies"), &server);
     let tokens = read_tokens(&mut root.table("tokens"), env, &session, &mut warnings);
+    let api_tokens = read_api_tokens(&mut root.table("api_tokens"));
     let apps = read_apps(&mut root, &hub, &server);
     root.finish();
     let users = match &hub.users_file {
@@ -72,6 +73,7 @@ pub(crate) fn parse_config(
         hub,
         session,
         tokens,
+        api_tokens,
         cookies,
         apps,
         users,
@@ -306,6 +308,30 @@ fn is_redis_url(url: &str) -> bool {
     ["redis://", "rediss://", "redis+unix://"]
         .iter()
         .any(|scheme| url.starts_with(scheme))
+}
+
+fn read_api_tokens(s: &mut Section) -> ApiTokenConfig {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let enabled = s.bool("enabled", true);
+    let max_lifetime = s.duration("max_lifetime", 365 * DAY);
+    let default_lifetime = s.duration("default_lifetime", 30 * DAY);
+    if max_lifetime < Duration::from_secs(1) {
+        s.report("max_lifetime", "must be at least \"1s\"".to_string());
+    }
+    if default_lifetime > max_lifetime {
+        s.report(
+            "default_lifetime",
+            "must not be longer than api_tokens.max_lifetime".to_string(),
+        );
+    }
+    let max_per_user = s.integer("max_per_user", 50, 1, 10_000) as usize;
+    s.take_finish();
+    ApiTokenConfig {
+        enabled,
+        default_lifetime,
+        max_lifetime,
+        max_per_user,
+    }
 }
 
 fn read_tokens(

@@ -11,6 +11,7 @@
 //! - `{b}:ended:<id>`    the reason a session ended, kept a day so a returning user is told why.
 //! - `{b}:ends:<name>`, `{b}:reports:<name>`, `{b}:owner:<id>`: recent sign-outs, see
 //!   `recent_ends_redis.rs`.
+//! - `{b}:apitoken:<digest>`, `{b}:apitokens:<name>`: API tokens, see `api_tokens/redis.rs`.
 //! - `note:<name>`       small values with their own expiry (single-key commands, any slot): which
 //!   user an OpenID provider's subject or session belongs to, and logout-token ids already used.
 //! - revocations: `<id> <reason>` on every end, so every instance purges its cache — sharded
@@ -230,7 +231,7 @@ impl RedisStore {
     }
 
     /// `<prefix>{b}:`: keys beginning with it share bucket `b`'s slot (`recent_ends_redis.rs`).
-    pub(super) fn bucket_tag(&self, bucket: u16) -> String {
+    pub(crate) fn bucket_tag(&self, bucket: u16) -> String {
         self.keys.tag(bucket)
     }
 
@@ -253,7 +254,7 @@ impl RedisStore {
         (now.until(deadline) + BACKSTOP).as_millis() as u64
     }
 
-    pub(super) async fn invoke<T: redis::FromRedisValue>(
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
@@ -267,7 +268,7 @@ impl RedisStore {
         .await
     }
 
-    pub(super) async fn query<T: redis::FromRedisValue>(
+    pub(crate) async fn query<T: redis::FromRedisValue>(
         &self,
         command: &redis::Cmd,
     ) -> Result<T, StoreError> {
