@@ -17,6 +17,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, Shut
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
+use crate::api_tokens::{ApiTokens, MemoryTokens, TokenStore};
 use crate::auth::cache::VerifyCache;
 use crate::auth::cookies::CookieNames;
 use crate::auth::tokens::KeyRing;
@@ -110,6 +111,8 @@ pub struct Foundation {
     store: Arc<dyn SessionStore>,
     /// Recent sign-outs, kept in the same place as the sessions.
     history: Arc<dyn EndHistory>,
+    /// API tokens, kept in the same place as the sessions.
+    api_tokens: Arc<dyn TokenStore>,
     providers: Arc<Providers>,
     recheck: Option<Arc<Recheck>>,
 }
@@ -122,28 +125,33 @@ impl Foundation {
             config.session.cache_ttl,
             config.session.cache_capacity,
         ));
-        let (store, history): (Arc<dyn SessionStore>, Arc<dyn EndHistory>) =
-            match config.session.store {
-                StoreKind::Memory => (
-                    Arc::new(MemoryStore::default()),
-                    Arc::new(MemoryHistory::default()),
-                ),
-                StoreKind::Redis => {
-                    let redis = Arc::new(RedisStore::new(&config.session)?);
-                    // Until the revocation channel is heard, this instance could miss a sign-out made
-                    // elsewhere: it uses no cached grant before then.
-                    cache.set_trusted(false);
-                    let listener = RevocationListener {
-                        store: redis.clone(),
-                        cache: cache.clone(),
-                        metrics: metrics.clone(),
-                        keep_cache_when_deaf: config.session.on_store_error
-                            == OnStoreError::AllowCached,
-                    };
-                    server.add_service(background_service("revocation listener", listener));
-                    (redis.clone(), redis)
-                }
-            };
+        type Stores = (
+            Arc<dyn SessionStore>,
+            Arc<dyn EndHistory>,
+            Arc<dyn TokenStore>,
+        );
+        let (store, history, api_tokens): Stores = match config.session.store {
+            StoreKind::Memory => (
+                Arc::new(MemoryStore::default()),
+                Arc::new(MemoryHistory::default()),
+                Arc::new(MemoryTokens::default()),
+            ),
+            StoreKind::Redis => {
+                let redis = Arc::new(RedisStore::new(&config.session)?);
+                // Until the revocation channel is heard, this instance could miss a sign-out made
+                // elsewhere: it uses no cached grant before then.
+                cache.set_trusted(false);
+                let listener = RevocationListener {
+                    store: redis.clone(),
+                    cache: cache.clone(),
+                    metrics: metrics.clone(),
+                    keep_cache_when_deaf: config.session.on_store_error
+                        == OnStoreError::AllowCached,
+                };
+                server.add_service(background_service("revocation listener", listener));
+                (redis.clone(), redis.clone(), redis)
+            }
+        };
         let providers = Arc::new(Providers::new(&config.hub.providers)?);
         let provider_ids: Vec<&str> = config.hub.providers.iter().map(|p| p.id.as_str()).collect();
         metrics.precreate_providers(&provider_ids);
@@ -166,6 +174,7 @@ impl Foundation {
             in_flight: InFlight::default(),
             store,
             history,
+            api_tokens,
             providers,
             recheck,
         })
@@ -207,10 +216,16 @@ pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Run
         }));
     }
 
+    let api_tokens = Arc::new(ApiTokens::new(
+        f.api_tokens.clone(),
+        &config,
+        f.metrics.clone(),
+    ));
     let hub = Hub::new(
         config.clone(),
         keys.clone(),
         sessions.clone(),
+        api_tokens.clone(),
         f.metrics.clone(),
         f.providers.clone(),
     );
@@ -226,6 +241,7 @@ pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Run
         Router::new(&config, apps),
         hub,
         verifier,
+        api_tokens.clone(),
         f.metrics.clone(),
     );
     // One count for every version, so a stop waits for requests on old versions too.
@@ -234,6 +250,7 @@ pub fn build_running(config: Arc<Config>, foundation: &Foundation) -> Result<Run
         config,
         gateway: Arc::new(gateway),
         sessions,
+        api_tokens,
     })
 }
 

@@ -3,6 +3,7 @@
 //! [`Reply`]; the proxy does the I/O.
 
 mod access;
+mod api_tokens;
 mod host_sign_in;
 mod lockout;
 mod lockout_redis;
@@ -48,6 +49,7 @@ pub struct HubRequest<'a> {
     pub origin: Option<&'a str>,
     pub sec_fetch_site: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
     /// `X-Hubgate-Script`: sent only by `session.js`. A cross-site page cannot send a custom
@@ -73,6 +75,7 @@ pub struct Hub {
     config: Arc<Config>,
     keys: Arc<KeyRing>,
     sessions: Arc<Sessions>,
+    api_tokens: Arc<crate::api_tokens::ApiTokens>,
     cookies: CookiePolicy,
     metrics: Arc<Metrics>,
     lockout: Lockout,
@@ -92,6 +95,7 @@ impl Hub {
         config: Arc<Config>,
         keys: Arc<KeyRing>,
         sessions: Arc<Sessions>,
+        api_tokens: Arc<crate::api_tokens::ApiTokens>,
         metrics: Arc<Metrics>,
         providers: Arc<Providers>,
     ) -> Self {
@@ -106,6 +110,7 @@ impl Hub {
             config,
             keys,
             sessions,
+            api_tokens,
             metrics,
         }
     }
@@ -118,6 +123,7 @@ impl Hub {
     async fn route(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let get = req.method == Method::GET || req.method == Method::HEAD;
         let post = req.method == Method::POST;
+        let delete = req.method == Method::DELETE;
         match req.endpoint {
             "" | "/" if get => self.home(req, now).await,
             "/login" if get => self.login_form(req, now).await,
@@ -132,6 +138,16 @@ impl Hub {
             "/session/logout-device" if post => self.logout_device(req, now).await,
             "/api/admin/sessions" if get => self.admin_sessions(req).await,
             "/api/admin/ends" if get => self.admin_ends(req, now).await,
+            "/api/tokens" if get => self.api_tokens_list(req, now).await,
+            "/api/tokens" if post => self.api_tokens_create(req, now).await,
+            "/session/tokens" if post => self.session_token_create(req, now).await,
+            "/session/tokens/revoke" if post => self.session_token_revoke(req, now).await,
+            "/api/admin/tokens" if get => self.admin_tokens(req, now).await,
+            "/api/admin/tokens" if delete => self.admin_tokens_revoke(req).await,
+            token if delete && token.starts_with("/api/tokens/") => {
+                self.api_token_delete(req, &token["/api/tokens/".len()..], now)
+                    .await
+            }
             "/health" if get => Reply::json(200, &serde_json::json!({"status": "ok"})),
             "/ready" if get => self.ready().await,
             "/api/admin/revoke" if post => self.admin_revoke(req, now).await,
@@ -154,7 +170,11 @@ impl Hub {
             | "/static/session.js"
             | "/session/logout-device"
             | "/api/admin/sessions"
-            | "/api/admin/ends" => {
+            | "/api/admin/ends"
+            | "/api/tokens"
+            | "/session/tokens"
+            | "/session/tokens/revoke"
+            | "/api/admin/tokens" => {
                 Reply::json(405, &serde_json::json!({"error": "method_not_allowed"}))
             }
             oidc if oidc.starts_with("/oidc/") => self.serve_oidc(req, now).await,

@@ -50,6 +50,8 @@ main.wide { max-width:44rem; }
                display:grid; place-items:center; font-size:1.05rem; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:.9rem; padding:1.75rem;
         box-shadow:0 1px 2px rgba(20,30,60,.05),0 8px 24px rgba(20,30,60,.06); }
+.card + .card { margin-top:1rem; }
+.card > h2:first-child { margin-top:0; }
 h1 { font-size:1.45rem; margin:0 0 .35rem; line-height:1.25; }
 p.lead { color:var(--muted); margin:0 0 1.25rem; }
 label { display:block; font-weight:600; font-size:.92rem; margin:1rem 0 .35rem; }
@@ -58,6 +60,9 @@ input[type=text], input[type=password] { width:100%; font:inherit; padding:.65re
 input:focus { outline:3px solid rgba(47,91,234,.25); border-color:var(--accent); }
 .check { display:flex; align-items:center; gap:.5rem; font-weight:500; margin-top:1rem; }
 .check input { width:1.05rem; height:1.05rem; }
+select { font:inherit; padding:.5rem .6rem; border:1px solid var(--line); border-radius:.55rem; background:#fff; }
+code { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:.88em; }
+code.secret { display:block; margin:1rem 0; padding:.75rem; background:var(--bg); border:1px solid var(--line); border-radius:.55rem; overflow-wrap:anywhere; user-select:all; }
 button, .button { display:inline-block; width:100%; margin-top:1.4rem; padding:.72rem 1rem; font:inherit; font-weight:600;
        color:#fff; background:var(--accent); border:0; border-radius:.55rem; cursor:pointer; text-align:center; text-decoration:none; }
 button:hover, .button:hover { background:var(--accent-dark); }

@@ -343,7 +343,7 @@ impl Hub {
     }
 
     /// The user an admin query names (`?user=`), once its bearer token is checked.
-    fn admin_user(&self, req: &HubRequest<'_>) -> Result<String, Reply> {
+    pub(super) fn admin_user(&self, req: &HubRequest<'_>) -> Result<String, Reply> {
         self.admin_authorized(req)?;
         req.query_param("user")
             .filter(|u| !u.is_empty())

@@ -67,7 +67,8 @@ impl Hub {
         };
         let (csrf, csrf_cookie) = self.form_csrf(req);
         let body = pages::session_page(&view)
-            + &self.devices_and_sign_outs_html(&session, &csrf, now).await;
+            + &self.devices_and_sign_outs_html(&session, &csrf, now).await
+            + &self.api_tokens_html(&session, &csrf, now).await;
         self.page(200, "Your session", &body, true)
             .with_cookies([csrf_cookie])
     }

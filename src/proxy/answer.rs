@@ -136,6 +136,21 @@ pub fn refused(
                 "forbidden",
             )
         }
+        // Scripts, not people: JSON whatever they accept, never a redirect to sign in.
+        Refused::ApiToken(refusal) => {
+            let status = api_token_status(*refusal);
+            let mut reply = Reply::json(status, &api_token_json(*refusal))
+                .with_header("Cache-Control", "no-store");
+            if status == 401 {
+                reply = reply.with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+            }
+            let outcome = if status == 403 {
+                "forbidden"
+            } else {
+                "unauthorized"
+            };
+            (reply, outcome)
+        }
         Refused::WebSocketDisabled => (
             page(
                 403,
@@ -146,6 +161,41 @@ pub fn refused(
             "forbidden",
         ),
     }
+}
+
+/// 401 for a token that opens nothing, 403 for one of another app, 503 while the store is away.
+pub fn api_token_status(refusal: crate::api_tokens::Refusal) -> u16 {
+    use crate::api_tokens::Refusal;
+    match refusal {
+        Refusal::NotForApp => 403,
+        Refusal::StoreUnavailable => 503,
+        Refusal::Unknown | Refusal::Expired | Refusal::Revoked | Refusal::UserRemoved => 401,
+    }
+}
+
+pub fn api_token_json(refusal: crate::api_tokens::Refusal) -> serde_json::Value {
+    use crate::api_tokens::Refusal;
+    let (error, message) = match refusal {
+        Refusal::Unknown => (
+            "unauthenticated",
+            "This API token is not one this gateway issued.",
+        ),
+        Refusal::Expired => (
+            "unauthenticated",
+            "This API token has expired. Make a new one on your session page.",
+        ),
+        Refusal::Revoked => ("unauthenticated", "This API token was revoked."),
+        Refusal::UserRemoved => (
+            "unauthenticated",
+            "The owner of this API token is no longer a user of this gateway.",
+        ),
+        Refusal::NotForApp => ("forbidden", "This API token is not for this app."),
+        Refusal::StoreUnavailable => (
+            "store_unavailable",
+            "The gateway cannot check API tokens right now. Try again in a minute.",
+        ),
+    };
+    json!({"error": error, "reason": refusal.as_str(), "message": message})
 }
 
 pub fn unauthenticated_json(hub_prefix: &str, reason: Reason) -> Reply {

@@ -155,8 +155,9 @@ impl Gateway {
             path: original.path(),
             websocket,
             cookie_headers: super::cookie_headers(req),
+            authorization: super::authorization(req),
         };
-        let refused = match gate(&self.verifier, &self.cookies.names, &request, ctx.now).await {
+        let refused = match gate(&self.gatekeepers(), &request, ctx.now).await {
             Gate::Public => {
                 ctx.outcome = "public";
                 return Reply::empty(200).into();
@@ -173,6 +174,7 @@ impl Gateway {
                     reply.headers.extend(self.renewal_headers(&app, renewed));
                 }
                 ctx.identity = Some(admitted.identity);
+                ctx.api_token = admitted.api_token;
                 return Decision { reply, identity };
             }
             Gate::Refuse(refused) => refused,
@@ -207,8 +209,13 @@ fn for_auth_request(reply: Reply, refused: &Refused, location: &str) -> Reply {
         Refused::Forbidden { .. } | Refused::WebSocketDisabled => 403,
         Refused::Verify(Refusal::ConflictingCookies) => 403,
         Refused::Verify(Refusal::Unauthenticated(_) | Refusal::StoreUnavailable) => 401,
+        Refused::ApiToken(refusal) => match answer::api_token_status(*refusal) {
+            403 => 403,
+            _ => 401,
+        },
     };
     let body = match refused {
+        Refused::ApiToken(refusal) => answer::api_token_json(*refusal),
         Refused::Verify(Refusal::Unauthenticated(reason)) => {
             json!({"error": "unauthenticated", "reason": reason.as_str()})
         }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::api_tokens::{self, ApiTokens};
 use crate::auth::cookies::{self, CookieNames};
 use crate::auth::verify::{AppRequest, Reason, Refusal, RenewedToken, Verdict, Verifier};
 use crate::auth::Identity;
@@ -21,6 +22,8 @@ pub struct GateRequest<'a> {
     pub path: &'a str,
     pub websocket: bool,
     pub cookie_headers: Vec<&'a [u8]>,
+    /// The `Authorization` header: a hubgate API token there is used instead of the cookies.
+    pub authorization: Option<&'a [u8]>,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub struct Admitted {
     pub renewed: Option<RenewedToken>,
     /// For a WebSocket: its session, to watch for as long as the socket is open.
     pub websocket_session: Option<SessionId>,
+    /// Admitted by this API token (its id), not by a session.
+    pub api_token: Option<String>,
 }
 
 /// Why a request does not reach the app; `answer::refused` turns each into one reply.
@@ -48,14 +53,18 @@ pub enum Refused {
         user: String,
     },
     WebSocketDisabled,
+    /// An API token that does not open this app now.
+    ApiToken(api_tokens::Refusal),
 }
 
-pub async fn gate(
-    verifier: &Verifier,
-    names: &CookieNames,
-    req: &GateRequest<'_>,
-    now: Timestamp,
-) -> Gate {
+/// What decides: the verifier for cookies, the API tokens for `Authorization: Bearer hg_…`.
+pub struct Gatekeepers<'a> {
+    pub verifier: &'a Verifier,
+    pub api_tokens: &'a ApiTokens,
+    pub names: &'a CookieNames,
+}
+
+pub async fn gate(keepers: &Gatekeepers<'_>, req: &GateRequest<'_>, now: Timestamp) -> Gate {
     let app = req.app;
     if app.config.is_public(req.path) {
         return Gate::Public;
@@ -63,6 +72,44 @@ pub async fn gate(
     if req.websocket && !app.config.websocket {
         return Gate::Refuse(Refused::WebSocketDisabled);
     }
+    match req.authorization.and_then(api_tokens::bearer) {
+        Some(token) if keepers.api_tokens.enabled() => {
+            gate_api_token(keepers.api_tokens, app, token, now).await
+        }
+        _ => gate_cookies(keepers.verifier, keepers.names, req, now).await,
+    }
+}
+
+/// An API token in place of cookies: admitted with its owner's identity while the token is for
+/// this app and the owner may use it.
+async fn gate_api_token(tokens: &ApiTokens, app: &AppRoute, token: &str, now: Timestamp) -> Gate {
+    match tokens.admit(token, &app.config.name, now).await {
+        Ok(grant)
+            if !app
+                .config
+                .allows(grant.identity.user(), grant.identity.groups()) =>
+        {
+            Gate::Refuse(Refused::Forbidden {
+                user: grant.identity.user().to_string(),
+            })
+        }
+        Ok(grant) => Gate::Admit(Admitted {
+            identity: grant.identity,
+            renewed: None,
+            websocket_session: None,
+            api_token: Some(grant.token_id),
+        }),
+        Err(refusal) => Gate::Refuse(Refused::ApiToken(refusal)),
+    }
+}
+
+async fn gate_cookies(
+    verifier: &Verifier,
+    names: &CookieNames,
+    req: &GateRequest<'_>,
+    now: Timestamp,
+) -> Gate {
+    let app = req.app;
     let [token, session_id] = cookies::lookup_each(
         req.cookie_headers.iter().copied(),
         [&app.cookie_name, &names.session_id],
@@ -92,6 +139,7 @@ pub async fn gate(
             identity: admission.identity,
             renewed: admission.renewed,
             websocket_session,
+            api_token: None,
         }),
         Verdict::Refuse(refusal) => Gate::Refuse(Refused::Verify(refusal)),
     }

@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::session::SessionId;
 use crate::time::Timestamp;
 use body_pace::BodyPace;
-use gate::{gate, Gate, GateRequest, SignInUrls};
+use gate::{gate, Gate, GateRequest, Gatekeepers, SignInUrls};
 use routes::{AppRoute, Route, Router};
 
 /// Hub request bodies (sign-in form, admin API) are small; anything larger is refused.
@@ -50,6 +50,7 @@ pub struct Gateway {
     pub router: Router,
     pub hub: Hub,
     pub verifier: Verifier,
+    pub api_tokens: Arc<crate::api_tokens::ApiTokens>,
     pub cookies: CookiePolicy,
     pub metrics: Arc<Metrics>,
     pub hub_prefix: String,
@@ -66,6 +67,8 @@ pub struct RequestCtx {
     now: Timestamp,
     app: Option<Arc<AppRoute>>,
     identity: Option<Arc<Identity>>,
+    /// The API token that admitted the request (its id), for the access log.
+    api_token: Option<String>,
     renewed: Option<RenewedToken>,
     outcome: &'static str,
     connect_attempts: usize,
@@ -89,6 +92,7 @@ impl Gateway {
         router: Router,
         hub: Hub,
         verifier: Verifier,
+        api_tokens: Arc<crate::api_tokens::ApiTokens>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
@@ -96,6 +100,7 @@ impl Gateway {
             router,
             hub,
             verifier,
+            api_tokens,
             cookies: CookiePolicy::new(&config.cookies),
             metrics,
             hub_prefix: config.hub.prefix.clone(),
@@ -108,6 +113,15 @@ impl Gateway {
             expose_new_token_header: config.tokens.expose_new_token_header,
             trusted_proxies: client_addr::TrustedProxies::new(&config.server.trusted_proxies),
             body_read_timeout: config.server.body_read_timeout,
+        }
+    }
+
+    /// Who decides whether an app request may pass.
+    fn gatekeepers(&self) -> Gatekeepers<'_> {
+        Gatekeepers {
+            verifier: &self.verifier,
+            api_tokens: &self.api_tokens,
+            names: &self.cookies.names,
         }
     }
 
@@ -166,6 +180,7 @@ impl Gateway {
             origin: header("origin"),
             sec_fetch_site: header("sec-fetch-site"),
             authorization: header("authorization"),
+            content_type: header("content-type"),
             user_agent: header("user-agent"),
             if_none_match: header("if-none-match"),
             script_header: header(crate::hub::SCRIPT_HEADER),
@@ -228,8 +243,9 @@ impl Gateway {
                 path: req.uri.path(),
                 websocket: session.is_upgrade_req(),
                 cookie_headers: cookie_headers(req),
+                authorization: authorization(req),
             };
-            gate(&self.verifier, &self.cookies.names, &request, ctx.now).await
+            gate(&self.gatekeepers(), &request, ctx.now).await
         };
         let refused = match verdict {
             Gate::Public => {
@@ -243,6 +259,7 @@ impl Gateway {
                     last_checked: Instant::now(),
                 });
                 ctx.identity = Some(admitted.identity);
+                ctx.api_token = admitted.api_token;
                 ctx.renewed = admitted.renewed;
                 return Ok(false);
             }
@@ -408,6 +425,7 @@ impl Gateway {
             status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             user = ctx.identity.as_ref().map_or("-", |i| i.user()),
+            api_token = ctx.api_token.as_deref().unwrap_or("-"),
         );
     }
 }
@@ -452,6 +470,13 @@ fn cookie_headers(req: &pingora::http::RequestHeader) -> Vec<&[u8]> {
         .iter()
         .map(|v| v.as_bytes())
         .collect()
+}
+
+/// The request's `Authorization` header, as sent.
+fn authorization(req: &pingora::http::RequestHeader) -> Option<&[u8]> {
+    req.headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
 }
 
 /// The host a request names: its `Host` header, or the authority of an absolute URI (HTTP/2).
@@ -517,6 +542,7 @@ impl ProxyHttp for Gateway {
             now: Timestamp::now(),
             app: None,
             identity: None,
+            api_token: None,
             renewed: None,
             outcome: "none",
             connect_attempts: 0,

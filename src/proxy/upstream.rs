@@ -9,9 +9,14 @@ use super::routes::AppRoute;
 use crate::auth::cookies::{without_gateway_cookies, CookieNames};
 use crate::auth::Identity;
 
-/// A client's `Authorization` reaches the app only where `pass_authorization = true`.
+/// A client's `Authorization` reaches the app only where `pass_authorization = true`, and a
+/// hubgate API token never does: it is the gateway's credential, not the app's.
 pub fn remove_authorization(req: &mut RequestHeader, app: &AppRoute) {
-    if !app.config.pass_authorization {
+    let ours = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| crate::api_tokens::bearer(v.as_bytes()).is_some());
+    if ours || !app.config.pass_authorization {
         req.remove_header(&http::header::AUTHORIZATION);
     }
 }

@@ -22,6 +22,7 @@ use pingora::services::background::BackgroundService;
 pub use pools::{Pool, Pools};
 pub use proxy::LiveProxy;
 
+use crate::api_tokens::ApiTokens;
 use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::server::Foundation;
@@ -37,6 +38,7 @@ pub struct Running {
     pub config: Arc<Config>,
     pub gateway: Arc<Gateway>,
     pub sessions: Arc<Sessions>,
+    pub api_tokens: Arc<ApiTokens>,
 }
 
 /// The running version, swapped whole by a reload; readers take one snapshot per request.
@@ -129,6 +131,7 @@ impl Reloader {
             }
         };
         let sessions = running.sessions.clone();
+        let api_tokens = running.api_tokens.clone();
         let pools = &self.foundation.pools;
         pools.keep_only(config.apps.iter().map(|a| a.upstreams.as_slice()));
         pools.start_health_checks();
@@ -140,7 +143,7 @@ impl Reloader {
         self.live.current.store(Arc::new(running));
         // Grants cached under the old config (groups, policies) are verified afresh.
         self.foundation.cache.clear();
-        self.end_removed_users(&sessions, &changes.users_removed)
+        self.end_removed_users(&sessions, &api_tokens, &changes.users_removed)
             .await;
         tracing::info!(
             apps = config.apps.len(),
@@ -157,9 +160,13 @@ impl Reloader {
     }
 
     /// Ends every session of each removed user, on every instance (the store's revocation
-    /// broadcast), with reason `user_removed`.
-    async fn end_removed_users(&self, sessions: &Sessions, removed: &[String]) {
+    /// broadcast), with reason `user_removed`, and revokes their API tokens.
+    async fn end_removed_users(&self, sessions: &Sessions, tokens: &ApiTokens, removed: &[String]) {
         for user in removed {
+            // Even if this fails, a token of a user gone from the file is refused at each use.
+            if let Err(e) = tokens.revoke_user(user, "reload: user removed").await {
+                tracing::warn!(user, error = %e, "reload: cannot revoke the removed user's API tokens now");
+            }
             match sessions
                 .end_user(user, EndReason::UserRemoved, Timestamp::now())
                 .await
