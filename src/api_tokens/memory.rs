@@ -70,7 +70,7 @@ impl MemoryTokens {
 
 #[async_trait]
 impl TokenStore for MemoryTokens {
-    async fn put(&self, digest: &str, _bucket: u16, token: &ApiToken) -> Result<(), StoreError> {
+    async fn put(&self, digest: &str, token: &ApiToken) -> Result<(), StoreError> {
         let mut records = self.records();
         records.forget_old(Timestamp::now());
         records

@@ -69,8 +69,9 @@ pub enum Stored {
 /// Where token records live: beside the sessions, in the same store.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Keeps `token` under `digest` until its expiry (and [`EXPIRED_KEPT_FOR`] after).
-    async fn put(&self, digest: &str, bucket: u16, token: &ApiToken) -> Result<(), StoreError>;
+    /// Keeps `token` under `digest` until its expiry (and [`EXPIRED_KEPT_FOR`] after), in its
+    /// owner's bucket (which its secret names).
+    async fn put(&self, digest: &str, token: &ApiToken) -> Result<(), StoreError>;
     async fn find(&self, digest: &str, bucket: u16) -> Result<Stored, StoreError>;
     /// The user's tokens, expired ones included until the store lets them go.
     async fn list(&self, user: &str) -> Result<Vec<ApiToken>, StoreError>;
@@ -87,8 +88,8 @@ pub struct Issued {
 }
 
 /// What someone asked for when making a token.
-pub struct Request<'a> {
-    pub name: &'a str,
+pub struct Request {
+    pub name: String,
     pub apps: Vec<String>,
     /// `None`: `api_tokens.default_lifetime`.
     pub lifetime: Option<Duration>,
@@ -197,7 +198,7 @@ impl ApiTokens {
     pub async fn create(
         &self,
         owner: &Owner<'_>,
-        request: &Request<'_>,
+        request: &Request,
         may_use: impl Fn(&str) -> bool,
         now: Timestamp,
     ) -> Result<Issued, CreateError> {
@@ -232,7 +233,7 @@ impl ApiTokens {
             from_provider: owner.from_provider,
         };
         self.store
-            .put(&digest, bucket_of(&secret).unwrap_or_default(), &token)
+            .put(&digest, &token)
             .await
             .map_err(CreateError::Store)?;
         tracing::info!(event = "api_token_created", user = %token.user, token = %token.id, name = %token.name, apps = ?token.apps, expires_at = token.expires_at.as_secs(), "API token created");
@@ -241,7 +242,7 @@ impl ApiTokens {
 
     fn check_request(
         &self,
-        request: &Request<'_>,
+        request: &Request,
         may_use: &impl Fn(&str) -> bool,
     ) -> Result<Checked, Invalid> {
         let name = request.name.trim();

@@ -77,16 +77,11 @@ impl RedisStore {
 
 #[async_trait]
 impl TokenStore for RedisStore {
-    async fn put(&self, digest: &str, bucket: u16, token: &ApiToken) -> Result<(), StoreError> {
-        if bucket != user_bucket(&token.user) {
-            return Err(StoreError::Corrupt(
-                "an API token outside its owner's bucket".into(),
-            ));
-        }
+    async fn put(&self, digest: &str, token: &ApiToken) -> Result<(), StoreError> {
         let json = serde_json::to_string(token)
             .map_err(|e| StoreError::Corrupt(format!("API token not encodable: {e}")))?;
         let lifetime = Timestamp::now().until(token.expires_at) + EXPIRED_KEPT_FOR;
-        let mut invocation = PUT.key(self.token_key(bucket, digest));
+        let mut invocation = PUT.key(self.token_key(user_bucket(&token.user), digest));
         invocation
             .key(self.token_index(&token.user))
             .arg(json)

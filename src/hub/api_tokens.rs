@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::pages::esc;
+use super::sign_outs::Refused;
 use super::{Hub, HubRequest, Reply};
 use crate::api_tokens::{ApiToken, CreateError, Issued, Owner, Request};
 use crate::session::Session;
@@ -48,63 +49,55 @@ fn store_unavailable_json() -> Reply {
 }
 
 /// What `POST <hub>/api/tokens` sends: `{"name": "ci", "apps": ["grafana"], "expires_in": "30d"}`.
-struct Asked {
-    name: String,
-    apps: Vec<String>,
-    lifetime: Option<Duration>,
+fn request_from_json(body: &[u8]) -> Result<Request, Reply> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        bad_request(
+            "body",
+            "send JSON: {\"name\": \"ci\", \"apps\": [\"app\"], \"expires_in\": \"30d\"}",
+        )
+    })?;
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let apps = match value.get("apps").and_then(Value::as_array) {
+        Some(apps) => apps
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad_request("apps", "a list of app names"))?,
+        None => return Err(bad_request("apps", "a list of app names")),
+    };
+    let lifetime = match value.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(
+            crate::config::parse_duration(text).map_err(|why| bad_request("expires_in", &why))?,
+        ),
+        Some(_) => return Err(bad_request("expires_in", "a duration such as \"30d\"")),
+    };
+    Ok(Request {
+        name: name.to_string(),
+        apps,
+        lifetime,
+    })
 }
 
-impl Asked {
-    fn from_json(body: &[u8]) -> Result<Self, Reply> {
-        let value: Value = serde_json::from_slice(body).map_err(|_| {
-            bad_request(
-                "body",
-                "send JSON: {\"name\": \"ci\", \"apps\": [\"app\"], \"expires_in\": \"30d\"}",
-            )
-        })?;
-        let name = value
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let apps = match value.get("apps").and_then(Value::as_array) {
-            Some(apps) => apps
-                .iter()
-                .map(|a| a.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| bad_request("apps", "a list of app names"))?,
-            None => return Err(bad_request("apps", "a list of app names")),
-        };
-        let lifetime = match value.get("expires_in") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(
-                crate::config::parse_duration(text)
-                    .map_err(|why| bad_request("expires_in", &why))?,
-            ),
-            Some(_) => return Err(bad_request("expires_in", "a duration such as \"30d\"")),
-        };
-        Ok(Asked {
-            name: name.to_string(),
-            apps,
-            lifetime,
-        })
-    }
-
-    fn from_form(body: &[u8]) -> Self {
-        let mut asked = Asked {
-            name: String::new(),
-            apps: Vec::new(),
-            lifetime: None,
-        };
-        for (key, value) in form_urlencoded::parse(body) {
-            match key.as_ref() {
-                "name" => asked.name = value.into_owned(),
-                "app" => asked.apps.push(value.into_owned()),
-                "days" => asked.lifetime = value.parse::<u64>().ok().map(|d| DAY * d as u32),
-                _ => {}
-            }
+/// What the session page's form sends: `name`, an `app` per checked box, `days`.
+fn request_from_form(body: &[u8]) -> Request {
+    let mut request = Request {
+        name: String::new(),
+        apps: Vec::new(),
+        lifetime: None,
+    };
+    for (key, value) in form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "name" => request.name = value.into_owned(),
+            "app" => request.apps.push(value.into_owned()),
+            "days" => request.lifetime = value.parse::<u64>().ok().map(|d| DAY * d as u32),
+            _ => {}
         }
-        asked
     }
+    request
 }
 
 impl Hub {
@@ -120,21 +113,16 @@ impl Hub {
     async fn make_token(
         &self,
         session: &Session,
-        asked: &Asked,
+        request: &Request,
         now: Timestamp,
     ) -> Result<Issued, CreateError> {
-        let request = Request {
-            name: &asked.name,
-            apps: asked.apps.clone(),
-            lifetime: asked.lifetime,
-        };
         let may_use = |app: &str| {
             self.config
                 .app(app)
                 .is_some_and(|a| a.allows(&session.user, session.groups.iter().map(String::as_str)))
         };
         self.api_tokens
-            .create(&Self::owner_of(session), &request, may_use, now)
+            .create(&Self::owner_of(session), request, may_use, now)
             .await
     }
 
@@ -198,7 +186,7 @@ impl Hub {
                 &json!({"error": "unsupported_media_type", "hint": "Content-Type: application/json"}),
             );
         }
-        let asked = match Asked::from_json(&req.body) {
+        let asked = match request_from_json(&req.body) {
             Ok(asked) => asked,
             Err(refused) => return refused,
         };
@@ -367,7 +355,7 @@ A token opens only the apps it names, as you, until it expires or you revoke it.
             Ok(session) => session,
             Err(refused) => return refused,
         };
-        let asked = Asked::from_form(&req.body);
+        let asked = request_from_form(&req.body);
         let back = self.url("/session");
         let text = match self.make_token(&session, &asked, now).await {
             Ok(issued) => {
@@ -406,10 +394,7 @@ A token opens only the apps it names, as you, until it expires or you revoke it.
             Ok(session) => session,
             Err(refused) => return refused,
         };
-        let id = form_urlencoded::parse(&req.body)
-            .find(|(k, _)| k == "id")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+        let id = req.form_field("id").unwrap_or_default();
         match self
             .api_tokens
             .revoke(&session.user, &id, &session.user)
@@ -427,36 +412,13 @@ A token opens only the apps it names, as you, until it expires or you revoke it.
         req: &HubRequest<'_>,
         now: Timestamp,
     ) -> Result<Session, Reply> {
-        let session_page = self.url("/session");
-        let refused = |text: &str| {
-            self.page(
-                403,
-                "Refused",
-                &super::pages::message(
-                    "Refused",
-                    text,
-                    Some((&session_page, "Open your session page")),
-                ),
-                false,
-            )
-        };
         if !self.api_tokens.enabled() {
             return Err(self.not_found());
         }
-        if self.check_same_origin(req).is_err() {
-            return Err(refused("This form did not come from this site."));
-        }
-        let csrf = form_urlencoded::parse(&req.body)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        if !self.csrf_matches(req, &csrf) {
-            return Err(refused("The form expired. Open your session page again."));
-        }
-        match self.signed_in(req, now).await {
-            Ok(Ok(session)) => Ok(session),
-            Ok(Err(ended)) => Err(self.login_redirect(&session_page, ended)),
-            Err(_) => Err(self.store_unavailable()),
-        }
+        let refused = Refused {
+            heading: "Refused",
+            from_elsewhere: "This form did not come from this site.",
+        };
+        self.session_form_owner(req, &refused, now).await
     }
 }

@@ -421,10 +421,7 @@ impl Hub {
                 &json!({"error": "invalid_request", "error_description": why}),
             )
         };
-        let Some(token) = form_urlencoded::parse(&req.body)
-            .find(|(k, _)| k == "logout_token")
-            .map(|(_, v)| v.into_owned())
-        else {
+        let Some(token) = req.form_field("logout_token") else {
             return invalid("no logout_token");
         };
         let Some(metadata) = provider.metadata() else {

@@ -16,6 +16,13 @@ use crate::time::{human_duration, utc_text, Timestamp};
 /// The form field naming the device to sign out (a session ref, never an id).
 const DEVICE_FIELD: &str = "session";
 
+/// How a 403 from one of the session page's forms reads.
+pub(super) struct Refused<'a> {
+    pub heading: &'a str,
+    /// The text for a form posted from another site.
+    pub from_elsewhere: &'a str,
+}
+
 fn report_json(r: &FrontEndReport) -> Value {
     json!({
         "type": r.kind.as_str(),
@@ -283,26 +290,15 @@ impl Hub {
     /// "Sign out that device": ends one of the signed-in user's other sessions.
     pub(super) async fn logout_device(&self, req: &HubRequest<'_>, now: Timestamp) -> Reply {
         let session_page = self.url("/session");
-        if self.check_same_origin(req).is_err() {
-            return self.refused_page("This sign-out did not come from this site.");
-        }
-        let fields: Vec<(String, String)> =
-            form_urlencoded::parse(&req.body).into_owned().collect();
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
+        let refused = Refused {
+            heading: "Sign-out refused",
+            from_elsewhere: "This sign-out did not come from this site.",
         };
-        if !self.csrf_matches(req, field("csrf").unwrap_or_default()) {
-            return self.refused_page("The form expired. Open your session page again.");
-        }
-        let session = match self.signed_in(req, now).await {
-            Ok(Ok(session)) => session,
-            Ok(Err(ended)) => return self.login_redirect(&session_page, ended),
-            Err(_) => return self.store_unavailable(),
+        let session = match self.session_form_owner(req, &refused, now).await {
+            Ok(session) => session,
+            Err(answer) => return answer,
         };
-        let wanted = field(DEVICE_FIELD).unwrap_or_default();
+        let wanted = req.form_field(DEVICE_FIELD).unwrap_or_default();
         let target = self
             .other_devices(&session)
             .await
@@ -329,12 +325,37 @@ impl Hub {
         }
     }
 
-    fn refused_page(&self, text: &str) -> Reply {
+    /// The signed-in person behind a form of the session page: the form came from this site with
+    /// its anti-CSRF field, and the session lives. Otherwise the answer: a 403 page in `refused`'s
+    /// words, or to sign in.
+    pub(super) async fn session_form_owner(
+        &self,
+        req: &HubRequest<'_>,
+        refused: &Refused<'_>,
+        now: Timestamp,
+    ) -> Result<Session, Reply> {
+        if self.check_same_origin(req).is_err() {
+            return Err(self.refused_page(refused.heading, refused.from_elsewhere));
+        }
+        if !self.csrf_matches(req, &req.form_field("csrf").unwrap_or_default()) {
+            return Err(self.refused_page(
+                refused.heading,
+                "The form expired. Open your session page again.",
+            ));
+        }
+        match self.signed_in(req, now).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(ended)) => Err(self.login_redirect(&self.url("/session"), ended)),
+            Err(_) => Err(self.store_unavailable()),
+        }
+    }
+
+    fn refused_page(&self, heading: &str, text: &str) -> Reply {
         self.page(
             403,
             "Refused",
             &super::pages::message(
-                "Sign-out refused",
+                heading,
                 text,
                 Some((&self.url("/session"), "Open your session page")),
             ),

@@ -84,22 +84,28 @@ pub async fn gate(keepers: &Gatekeepers<'_>, req: &GateRequest<'_>, now: Timesta
 /// this app and the owner may use it.
 async fn gate_api_token(tokens: &ApiTokens, app: &AppRoute, token: &str, now: Timestamp) -> Gate {
     match tokens.admit(token, &app.config.name, now).await {
-        Ok(grant)
-            if !app
-                .config
-                .allows(grant.identity.user(), grant.identity.groups()) =>
-        {
-            Gate::Refuse(Refused::Forbidden {
-                user: grant.identity.user().to_string(),
-            })
-        }
-        Ok(grant) => Gate::Admit(Admitted {
-            identity: grant.identity,
-            renewed: None,
-            websocket_session: None,
-            api_token: Some(grant.token_id),
-        }),
+        Ok(grant) => admit_if_allowed(
+            app,
+            Admitted {
+                identity: grant.identity,
+                renewed: None,
+                websocket_session: None,
+                api_token: Some(grant.token_id),
+            },
+        ),
         Err(refusal) => Gate::Refuse(Refused::ApiToken(refusal)),
+    }
+}
+
+/// Whoever the cookies or a token prove, the app's `allowed_users` / `allowed_groups` decide.
+fn admit_if_allowed(app: &AppRoute, admitted: Admitted) -> Gate {
+    let identity = &admitted.identity;
+    if app.config.allows(identity.user(), identity.groups()) {
+        Gate::Admit(admitted)
+    } else {
+        Gate::Refuse(Refused::Forbidden {
+            user: identity.user().to_string(),
+        })
     }
 }
 
@@ -126,21 +132,15 @@ async fn gate_cookies(
         .then(|| request.session_id.value().and_then(SessionId::parse))
         .flatten();
     match verifier.verify(&request, now).await {
-        Verdict::Admit(admission)
-            if !app
-                .config
-                .allows(admission.identity.user(), admission.identity.groups()) =>
-        {
-            Gate::Refuse(Refused::Forbidden {
-                user: admission.identity.user().to_string(),
-            })
-        }
-        Verdict::Admit(admission) => Gate::Admit(Admitted {
-            identity: admission.identity,
-            renewed: admission.renewed,
-            websocket_session,
-            api_token: None,
-        }),
+        Verdict::Admit(admission) => admit_if_allowed(
+            app,
+            Admitted {
+                identity: admission.identity,
+                renewed: admission.renewed,
+                websocket_session,
+                api_token: None,
+            },
+        ),
         Verdict::Refuse(refusal) => Gate::Refuse(Refused::Verify(refusal)),
     }
 }

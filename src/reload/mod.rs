@@ -38,7 +38,6 @@ pub struct Running {
     pub config: Arc<Config>,
     pub gateway: Arc<Gateway>,
     pub sessions: Arc<Sessions>,
-    pub api_tokens: Arc<ApiTokens>,
 }
 
 /// The running version, swapped whole by a reload; readers take one snapshot per request.
@@ -131,7 +130,7 @@ impl Reloader {
             }
         };
         let sessions = running.sessions.clone();
-        let api_tokens = running.api_tokens.clone();
+        let api_tokens = running.gateway.api_tokens.clone();
         let pools = &self.foundation.pools;
         pools.keep_only(config.apps.iter().map(|a| a.upstreams.as_slice()));
         pools.start_health_checks();
