@@ -22,16 +22,24 @@ enum Entry {
     Revoked { forget_at: Timestamp },
 }
 
+impl Entry {
+    /// Still to be told apart from an unknown token at `now`.
+    fn remembered_at(&self, now: Timestamp) -> bool {
+        match self {
+            Entry::Live(t) => now < t.expires_at.plus(EXPIRED_KEPT_FOR),
+            Entry::Revoked { forget_at } => now < *forget_at,
+        }
+    }
+}
+
 impl Records {
     /// Lets go of revocations and expiries old enough to be forgotten, so the map stays as large
-    /// as the live tokens (each user has at most `max_per_user`).
+    /// as the live tokens (each user has at most `max_per_user`). Run when a token is made, the
+    /// only way the map grows: not on every list, which would walk every user's tokens.
     fn forget_old(&mut self, now: Timestamp) {
         let mut gone = Vec::new();
         self.by_digest.retain(|digest, entry| {
-            let keep = match entry {
-                Entry::Live(t) => now < t.expires_at.plus(EXPIRED_KEPT_FOR),
-                Entry::Revoked { forget_at } => now < *forget_at,
-            };
+            let keep = entry.remembered_at(now);
             if !keep {
                 gone.push(digest.clone());
             }
@@ -93,15 +101,15 @@ impl TokenStore for MemoryTokens {
     }
 
     async fn list(&self, user: &str) -> Result<Vec<ApiToken>, StoreError> {
-        let mut records = self.records();
-        records.forget_old(Timestamp::now());
+        let records = self.records();
+        let now = Timestamp::now();
         let Some(ids) = records.by_user.get(user) else {
             return Ok(Vec::new());
         };
         Ok(ids
             .values()
             .filter_map(|digest| match records.by_digest.get(digest) {
-                Some(Entry::Live(token)) => Some(token.clone()),
+                Some(entry @ Entry::Live(token)) if entry.remembered_at(now) => Some(token.clone()),
                 _ => None,
             })
             .collect())
