@@ -85,7 +85,12 @@ pub struct Metrics {
     pub client_logout_events: IntCounterVec,
     /// `{result}`: app requests that carried an API token, admitted (`allowed`) or why not.
     pub api_token_requests: IntCounterVec,
+    /// `{path}`: HTTP/1 requests by the path that served them, `fast` (`proxy::fast_path`) or
+    /// `general` (pingora-proxy), while the fast path is on.
+    pub http1_requests: IntCounterVec,
 }
+
+pub const HTTP1_PATHS: [&str; 2] = ["fast", "general"];
 
 pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 
@@ -185,6 +190,11 @@ impl Metrics {
                 "App requests carrying an API token, by result.",
                 &["result"],
             ),
+            http1_requests: counter(
+                "http1_requests_total",
+                "HTTP/1 requests by the path that served them (fast or general).",
+                &["path"],
+            ),
             revocations_received: IntCounter::new(
                 "revocations_received_total",
                 "Revocations received from other instances.",
@@ -250,6 +260,9 @@ impl Metrics {
             self.api_token_requests
                 .with_label_values(&[refusal.as_str()]);
         }
+        for path in HTTP1_PATHS {
+            self.http1_requests.with_label_values(&[path]);
+        }
         for kind in ReportType::ALL {
             self.client_logout_events
                 .with_label_values(&[kind.as_str()]);
@@ -313,6 +326,7 @@ mod tests {
             "hubgate_config_last_reload_timestamp_seconds 0",
             "hubgate_client_logout_events_total{type=\"refresh_failed\"} 0",
             "hubgate_api_token_requests_total{result=\"token_revoked\"} 0",
+            "hubgate_http1_requests_total{path=\"general\"} 0",
             "hubgate_build_info{version=",
         ] {
             assert!(text.contains(family), "missing {family}");

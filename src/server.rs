@@ -27,6 +27,7 @@ use crate::config::{Config, OnStoreError, StoreKind};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::oidc::{Providers, Recheck};
+use crate::proxy::fast_path::{FastPath, PathCounts};
 use crate::proxy::header_deadline::HeaderDeadlines;
 use crate::proxy::in_flight::InFlight;
 use crate::proxy::routes::{AppRoute, Router};
@@ -54,7 +55,21 @@ pub fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let running = build_running(config.clone(), &foundation)?;
     let live = Arc::new(Live::new(running));
 
-    let proxy = pingora::proxy::http_proxy(&server.configuration, LiveProxy::new(live.clone()));
+    let proxy = FastPath::new(
+        &server.configuration,
+        LiveProxy::new(live.clone()),
+        config.server.fast_path,
+        PathCounts {
+            fast: foundation
+                .metrics
+                .http1_requests
+                .with_label_values(&["fast"]),
+            general: foundation
+                .metrics
+                .http1_requests
+                .with_label_values(&["general"]),
+        },
+    );
     let mut proxy = Service::new(
         "hubgate".to_string(),
         HeaderDeadlines::new(proxy, config.server.header_read_timeout),

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Longest wait for any read of a request body, and the start of its pace (`proxy::body_pace`).
     pub body_read_timeout: Duration,
+    /// Plain keep-alive GET/HEAD requests go through [`crate::proxy::fast_path`] (default); off,
+    /// every request takes pingora-proxy's general path.
+    pub fast_path: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

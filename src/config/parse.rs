@@ -119,6 +119,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         .collect();
     let header_read_timeout = at_least_a_second(s, "header_read_timeout", 20);
     let body_read_timeout = at_least_a_second(s, "body_read_timeout", 30);
+    let fast_path = s.bool("fast_path", true);
     s.take_finish();
     ServerConfig {
         listen,
@@ -131,6 +132,7 @@ fn read_server(s: &mut Section, base_dir: &Path) -> ServerConfig {
         trusted_proxies,
         header_read_timeout,
         body_read_timeout,
+        fast_path,
     }
 }
 

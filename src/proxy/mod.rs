@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod body_pace;
 pub mod client_addr;
+pub mod fast_path;
 pub mod forward_auth;
 pub mod gate;
 pub mod header_deadline;

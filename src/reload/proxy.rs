@@ -17,6 +17,8 @@ use pingora::{Error, Result};
 use super::Live;
 use crate::proxy::{Gateway, RequestCtx};
 
+/// Cloned once: the fast path runs the same callbacks as the proxy it hands other requests to.
+#[derive(Clone)]
 pub struct LiveProxy {
     live: Arc<Live>,
 }
