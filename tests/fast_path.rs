@@ -172,35 +172,49 @@ async fn plain_requests_and_the_rest_share_one_connection_with_the_same_answers(
     assert_eq!(gw.metric(general).await - general_before, 2.0);
 }
 
-/// An upstream that answers each connection's first request with `response` and closes it, as
-/// an app with a short keep-alive time (or one restarting) does. Counts its connections.
-async fn answers_once_then_closes(
+/// An upstream that answers every request with `response`, closing the connection after the
+/// first when `close` (as an app with a short keep-alive time, or one restarting, does). Counts
+/// the connections that carried a request (health checks connect and send nothing).
+async fn counting_upstream(
     response: &'static str,
+    close: bool,
 ) -> (SocketAddr, tokio::sync::watch::Receiver<usize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("address");
     let (count, seen) = tokio::sync::watch::channel(0);
+    let count = std::sync::Arc::new(count);
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            count.send_modify(|n| *n += 1);
+            let count = count.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match socket.read(&mut byte).await {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
+                let mut first = true;
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match socket.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    if std::mem::take(&mut first) {
+                        count.send_modify(|n| *n += 1);
+                    }
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    if close {
+                        let _ = socket.shutdown().await;
+                        return;
                     }
                 }
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
             });
         }
     });
     (addr, seen)
 }
+
+const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
 fn public_app(upstream: SocketAddr) -> App {
     App::new("one", upstream).with("public_paths = [\"/apps/one/\"]")
@@ -210,8 +224,7 @@ fn public_app(upstream: SocketAddr) -> App {
 async fn an_upstream_connection_the_app_closed_while_kept_is_replaced_not_an_error() {
     // The response says nothing of closing: the gateway keeps the connection for the next
     // request, and finds it closed only when it uses it.
-    let (app, connections) =
-        answers_once_then_closes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    let (app, connections) = counting_upstream(OK, true).await;
     let gw = Setup::default().app(public_app(app)).start();
     let mut connection = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
     let mut reader = BufReader::new(connection.try_clone().expect("clone"));
@@ -228,14 +241,18 @@ async fn an_upstream_connection_the_app_closed_while_kept_is_replaced_not_an_err
             answer.head
         );
     }
-    // Each request needed a connection of its own (health checks add theirs).
-    assert!(*connections.borrow() >= 3);
+    assert_eq!(
+        *connections.borrow(),
+        3,
+        "each request needed a connection of its own"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_that_ends_at_the_upstreams_close_reaches_the_client_chunked() {
-    let (app, _) = answers_once_then_closes(
+    let (app, _) = counting_upstream(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+        true,
     )
     .await;
     let gw = Setup::default().app(public_app(app)).start();
@@ -274,4 +291,25 @@ async fn with_the_fast_path_off_every_request_takes_the_general_path() {
             .await,
         0.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_client_connection_gives_its_upstream_connection_back() {
+    let (app, connections) = counting_upstream(OK, false).await;
+    let gw = Setup::default().app(public_app(app)).start();
+    let request = "GET /apps/one/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_string();
+    let mut quiet = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    let mut quiet_reader = BufReader::new(quiet.try_clone().expect("clone"));
+    send(&mut quiet, request.clone());
+    assert_eq!(read_answer(&mut quiet_reader, false).body, b"ok");
+    // Quiet for longer than a connection holds its upstream: the next client is served over the
+    // same upstream connection, from the pool, while the first stays open.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let mut next = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    let mut next_reader = BufReader::new(next.try_clone().expect("clone"));
+    send(&mut next, request.clone());
+    assert_eq!(read_answer(&mut next_reader, false).body, b"ok");
+    assert_eq!(*connections.borrow(), 1);
+    send(&mut quiet, request);
+    assert_eq!(read_answer(&mut quiet_reader, false).body, b"ok");
 }

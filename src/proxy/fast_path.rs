@@ -38,6 +38,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use prometheus::IntCounter;
 use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
 
 /// How long a keep-alive connection may wait for its next request (pingora-proxy's figure).
 const KEEPALIVE_SECS: u64 = 60;
@@ -60,6 +61,12 @@ const NOT_PLAIN: [&str; 11] = [
     "proxy-authenticate",
     "http2-settings",
 ];
+/// How long a quiet client connection keeps its upstream connection before the pool takes it back:
+/// long enough for back-to-back requests and a page's burst of asset requests, short enough that
+/// the connections held to an app follow the clients active in the last tenth of a second, not
+/// every open one (`bench/connections` opens 2,000 clients one after another: held for a second,
+/// hundreds of upstream connections were open at once).
+const UPSTREAM_HOLD: Duration = Duration::from_millis(100);
 /// Attempts at an upstream for one request (pingora-proxy's default `max_retries`).
 const MAX_ATTEMPTS: usize = 16;
 
@@ -118,7 +125,14 @@ where
         let mut upstream = HeldUpstream::default();
         let mut head = BytesMut::new();
         loop {
-            let next = match read_head(&mut stream, &mut head, shutdown).await {
+            let read = read_head(
+                &mut stream,
+                &mut head,
+                shutdown,
+                &mut upstream,
+                &self.connector,
+            );
+            let next = match read.await {
                 Head::Plain => {
                     self.counts.fast.inc();
                     self.serve(stream, head, &mut upstream, shutdown).await
@@ -306,9 +320,25 @@ where
     }
 }
 
-/// Reads until `buf` holds a complete request head, and says whose it is.
-async fn read_head(stream: &mut Stream, buf: &mut BytesMut, shutdown: &ShutdownWatch) -> Head {
+/// Reads until `buf` holds a complete request head, and says whose it is. A client quiet for
+/// [`UPSTREAM_HOLD`] gives its upstream connection back to the pool: only busy connections hold
+/// one, so idle browsers do not each keep a connection to the app open.
+async fn read_head(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    shutdown: &ShutdownWatch,
+    upstream: &mut HeldUpstream,
+    pool: &Connector,
+) -> Head {
     let mut shutdown = shutdown.clone();
+    let started = Instant::now();
+    let keepalive = Duration::from_secs(KEEPALIVE_SECS);
+    let quiet = tokio::time::sleep(if upstream.is_held() {
+        UPSTREAM_HOLD
+    } else {
+        keepalive
+    });
+    tokio::pin!(quiet);
     loop {
         if !buf.is_empty() {
             match classify(buf) {
@@ -322,18 +352,21 @@ async fn read_head(stream: &mut Stream, buf: &mut BytesMut, shutdown: &ShutdownW
         }
         buf.reserve(4096);
         let waiting = buf.is_empty();
-        let read = tokio::select! {
+        tokio::select! {
             biased;
-            read = tokio::time::timeout(
-                Duration::from_secs(KEEPALIVE_SECS),
-                stream.read_buf(buf),
-            ) => read,
+            read = stream.read_buf(buf) => match read {
+                Ok(n) if n > 0 => {}
+                _ => return Head::Gone,
+            },
+            () = &mut quiet => {
+                if !upstream.is_held() {
+                    return Head::Gone;
+                }
+                upstream.release(pool).await;
+                quiet.as_mut().reset(started + keepalive);
+            }
             // Between requests a stop closes the connection; within one, the head is read first.
             _ = shutdown.changed(), if waiting => return Head::Gone,
-        };
-        match read {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return Head::Gone,
         }
     }
 }
@@ -450,9 +483,13 @@ impl HeldUpstream {
         }
     }
 
-    /// At the end of the downstream connection, the held one goes to the pool.
-    async fn release(self, pool: &Connector) {
-        if let Some((peer, session)) = self.held {
+    fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// When the downstream connection goes quiet or ends, the held one goes to the pool.
+    async fn release(&mut self, pool: &Connector) {
+        if let Some((peer, session)) = self.held.take() {
             pool.release_http_session(session, &*peer, peer.idle_timeout())
                 .await;
         }
